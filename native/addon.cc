@@ -1,0 +1,56 @@
+// Module entry: per-environment state, and the functions native.ts declares.
+#include <napi.h>
+
+#include "addon_data.h"
+#include "errors.h"
+#include "preprocess.h"
+#include "session.h"
+
+namespace matchd {
+
+namespace {
+
+/** `setErrorClass(MatchdError)`: native failures then arrive as that class, with `.code`. */
+Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  if (info.Length() != 1 || !info[0].IsFunction()) {
+    throw Napi::TypeError::New(info.Env(), "setErrorClass expects a constructor");
+  }
+  GetData(info.Env())->errorCtor = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+Napi::Value Versions(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("onnxruntime", Ort::GetVersionString());
+  o.Set("ortApi", ORT_API_VERSION);
+  Napi::Array providers = Napi::Array::New(info.Env());
+  uint32_t i = 0;
+  for (const std::string& p : Ort::GetAvailableProviders()) providers.Set(i++, p);
+  o.Set("providers", providers);
+  return o;
+}
+
+Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData<AddonData>(data);  // deleted by N-API when this environment goes away
+  Napi::Function ctor = Session::Define(env);
+  data->sessionCtor = Napi::Persistent(ctor);
+  exports.Set("Session", ctor);
+  exports.Set("loadSession", Napi::Function::New(env, Session::Load, "loadSession"));
+  exports.Set("packImages", Napi::Function::New(env, PackImagesJs, "packImages"));
+  exports.Set("float16ToFloat32", Napi::Function::New(env, HalfToFloatJs, "float16ToFloat32"));
+  exports.Set("float32ToFloat16", Napi::Function::New(env, FloatToHalfJs, "float32ToFloat16"));
+  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
+  exports.Set("versions", Napi::Function::New(env, Versions, "versions"));
+  return exports;
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) { return InitImpl(env, exports); }
+
+}  // namespace matchd
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return matchd::Init(env, exports); }
+
+NODE_API_MODULE(matchd, InitModule)

@@ -1,0 +1,41 @@
+// One inference: inputs pinned over JS memory, Session::Run on the libuv pool, outputs back zero-copy.
+#pragma once
+
+#include <napi.h>
+#include <onnxruntime_cxx_api.h>
+
+#include <string>
+#include <vector>
+
+#include "tensor.h"
+
+namespace matchd {
+
+class Session;
+
+class RunWorker : public Napi::AsyncWorker {
+ public:
+  /** Validates feeds against the model's inputs on the main thread; throws CodedError on bad calls. */
+  RunWorker(Napi::Env env, Session* session, Napi::Object self, Napi::Object feeds, Napi::Value outputs);
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override;
+  void OnOK() override;
+  void OnError(const Napi::Error& e) override;
+
+ private:
+  void ReadFeeds(Napi::Object feeds);
+  void ReadOutputs(Napi::Value outputs);
+  void Pin(Napi::Value v);
+
+  Napi::Promise::Deferred deferred_;
+  Session* session_;
+  std::vector<Napi::Reference<Napi::Value>> pins_;  // session object + every JS buffer in use
+  std::vector<std::string> inNames_, outNames_;
+  std::vector<Ort::Value> inValues_, outValues_;
+  std::vector<Napi::Reference<Napi::Value>> outHolders_;  // caller's output objects, when preallocated
+  bool preallocated_ = false;
+  const char* code_ = "MATCHD_RUN_FAILED";
+};
+
+}  // namespace matchd

@@ -1,0 +1,36 @@
+/**
+ * The one catalogue of error codes. Every failure a user can see carries one of these as `.code`;
+ * tests assert the code, not only the message. The addon creates its errors through `MatchdError`
+ * (handed to it by native.ts), so native failures arrive typed as well.
+ */
+export const ERROR_CODES = {
+  MATCHD_ADDON_LOAD: 'The native addon or libonnxruntime.so.1 could not be loaded',
+  MATCHD_BAD_INPUT: 'A call received an argument of the wrong type, element type, rank or shape',
+  MATCHD_BAD_OPTION: 'An option has a wrong value (named in the message)',
+  MATCHD_MODEL_LOAD: 'A model file is missing, unreadable or not a valid ONNX model',
+  MATCHD_CUDA_UNAVAILABLE: 'The CUDA execution provider or a CUDA library it needs cannot be loaded',
+  MATCHD_SESSION_BUSY: 'The session cannot be disposed while runs are in flight',
+  MATCHD_SESSION_DISPOSED: 'The session was disposed',
+  MATCHD_RUN_FAILED: 'ONNX Runtime failed while running the model',
+  MATCHD_INTERNAL: 'An internal invariant broke (a bug: please report it)',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error with a stable `code` from the catalogue, and optional structured details. */
+export class MatchdError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'MatchdError';
+    this.code = code;
+    if (details) this.details = details;
+  }
+}
+
+/** True when `err` is a MatchdError, optionally with the given code. */
+export function isMatchdError(err: unknown, code?: ErrorCode): err is MatchdError {
+  return err instanceof MatchdError && (code === undefined || err.code === code);
+}

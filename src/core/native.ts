@@ -1,0 +1,142 @@
+/**
+ * The only module that loads the addon (`build/Release/matchd.node`) and the one declaration of its surface.
+ * Everything else imports from here.
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MatchdError } from './errors.ts';
+
+/** Element types the engine passes through, and the TypedArray that carries each. */
+export interface TensorArrays {
+  float32: Float32Array;
+  float16: Uint16Array;
+  float64: Float64Array;
+  int64: BigInt64Array;
+  uint64: BigUint64Array;
+  int32: Int32Array;
+  uint32: Uint32Array;
+  int16: Int16Array;
+  uint16: Uint16Array;
+  int8: Int8Array;
+  uint8: Uint8Array;
+  bool: Uint8Array;
+}
+export type TensorType = keyof TensorArrays;
+export type TensorData = TensorArrays[TensorType];
+
+/** A tensor as it crosses the addon boundary: the data is used in place, never copied. */
+export interface Tensor<T extends TensorType = TensorType> {
+  type: T;
+  dims: number[];
+  data: TensorArrays[T];
+}
+
+/** An input or output of a loaded model. Dynamic dims are `null`, with their symbolic name when the model has one. */
+export interface IoMeta {
+  name: string;
+  type: TensorType | string;
+  shape: (number | null)[];
+  dimNames: (string | null)[];
+}
+
+/** Flat, already-validated session options (engine.ts builds them). */
+export interface NativeSessionOptions {
+  path: string;
+  provider: 'cpu' | 'cuda';
+  deviceId: number;
+  intraOpThreads: number;
+  interOpThreads: number;
+  executionMode: 'sequential' | 'parallel';
+  graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
+  allowSpinning: boolean;
+  cpuMemArena: boolean;
+  memPattern: boolean;
+  cudaMemLimit: number;
+  cudaArenaExtendStrategy: 'nextPowerOfTwo' | 'sameAsRequested';
+  cudnnConvAlgoSearch: 'exhaustive' | 'heuristic' | 'default';
+}
+
+export interface NativeSession {
+  readonly inputs: IoMeta[];
+  readonly outputs: IoMeta[];
+  readonly provider: 'cpu' | 'cuda' | null;
+  readonly activeRuns: number;
+  readonly disposed: boolean;
+  /** Runs on the libuv pool. `outputs`: names to fetch (ORT allocates, handed over without a copy), or preallocated tensors ORT writes into. */
+  run(feeds: Record<string, Tensor>, outputs?: string[] | Record<string, Tensor>): Promise<Record<string, Tensor>>;
+  dispose(): void;
+}
+
+/** A decoded image of exactly the batch's width × height, 8 bits per channel, interleaved. */
+export interface RawImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 1 | 3 | 4;
+}
+
+export interface PackSpec {
+  width: number;
+  height: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  /** Multiplier applied to 0–255 before mean/std (default 1/255). */
+  scale?: number;
+  channelOrder?: 'rgb' | 'bgr';
+  /** First batch slot to write. */
+  offset?: number;
+}
+
+export interface Addon {
+  loadSession(options: NativeSessionOptions): Promise<NativeSession>;
+  /** Normalise and write NCHW planes into `out` (Float32Array → float32, Uint16Array → float16) off the event loop. */
+  packImages(images: RawImage[], out: Float32Array | Uint16Array, spec: PackSpec): Promise<void>;
+  float16ToFloat32(data: Uint16Array): Float32Array;
+  float32ToFloat16(data: Float32Array): Uint16Array;
+  versions(): { onnxruntime: string; ortApi: number; providers: string[] };
+  setErrorClass(ctor: new (code: string, message: string) => Error): void;
+}
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Where the addon may be: an explicit override first, then the cmake-js build folders. */
+export function addonCandidates(): string[] {
+  const list = [path.join(root, 'build', 'Release', 'matchd.node'), path.join(root, 'build', 'Debug', 'matchd.node')];
+  return process.env.MATCHD_ADDON_PATH ? [process.env.MATCHD_ADDON_PATH, ...list] : list;
+}
+
+let loaded: Addon | undefined;
+
+/** Load the addon once per environment (each worker thread gets its own instance). */
+export function addon(): Addon {
+  if (loaded) return loaded;
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const file of addonCandidates()) {
+    if (!fs.existsSync(file)) {
+      tried.push(`${file}: not found`);
+      continue;
+    }
+    try {
+      const mod = require(file) as Addon;
+      mod.setErrorClass(MatchdError as unknown as new (code: string, message: string) => Error);
+      loaded = mod;
+      return mod;
+    } catch (err) {
+      tried.push(`${file}: ${(err as Error).message}`);
+    }
+  }
+  throw new MatchdError(
+    'MATCHD_ADDON_LOAD',
+    [
+      'the matchd native addon could not be loaded. Tried:',
+      ...tried.map((t) => `  - ${t}`),
+      'Fix: run `npm run build:native` in the matchd folder (it fetches ONNX Runtime 1.29.0 and builds the addon),',
+      'or `npm install` on a linux-x64 machine with cmake >= 3.18 and a C++17 compiler.',
+      'libonnxruntime.so.1 must sit next to matchd.node (the build puts it there).',
+    ].join('\n'),
+    { tried },
+  );
+}
