@@ -1,0 +1,94 @@
+// The model package manifest: schema validation (good and each bad field), files, and the published JSON Schema.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { MatchdError } from '../../src/core/errors.ts';
+import { readPackage } from '../../src/core/model/package.ts';
+import { SCHEMAS, render } from '../../scripts/write-schemas.ts';
+import { cleanupTmpDirs } from '../fixtures/models.ts';
+import { demoCopy, demoDir, repoRoot } from '../fixtures/packages.ts';
+
+function invalid(dir: string, ...patterns: RegExp[]): void {
+  assert.throws(() => readPackage(dir), (e: unknown) => {
+    assert.ok(e instanceof MatchdError);
+    assert.equal(e.code, 'MATCHD_MODEL_INVALID');
+    for (const p of patterns) assert.match(e.message, p);
+    return true;
+  });
+}
+
+describe('model package: manifest', () => {
+  after(cleanupTmpDirs);
+
+  test('the demo manifest is valid, with defaults applied', () => {
+    const pkg = readPackage(demoDir);
+    assert.equal(pkg.manifest.name, 'demo-colours');
+    assert.equal(pkg.manifest.version, '1');
+    assert.deepEqual(pkg.manifest.score.range, [0, 1]);
+    assert.deepEqual(pkg.manifest.bands.list.map((b) => b.name), ['adopt', 'review', 'improve', 'reject']);
+    assert.equal(pkg.imageModel, path.join(demoDir, 'image.onnx'));
+  });
+
+  test('defaults: GME-style range [0.1, 0.5] and the four default bands when omitted', () => {
+    const pkg = readPackage(demoCopy((m) => {
+      delete m.score;
+      delete m.bands;
+    }));
+    assert.deepEqual(pkg.manifest.score.range, [0.1, 0.5]);
+    assert.deepEqual(pkg.manifest.bands, {
+      on: 'cosine',
+      list: [{ name: 'adopt', min: 0.4 }, { name: 'review', min: 0.3 }, { name: 'improve', min: 0.2 }, { name: 'reject' }],
+    });
+  });
+
+  const badFields: [string, (m: any) => void, RegExp][] = [
+    ['missing name', (m) => delete m.name, /name:/],
+    ['negative embeddingSize', (m) => (m.embeddingSize = -1), /embeddingSize/],
+    ['zero image width', (m) => (m.image.size.width = 0), /image\.size\.width/],
+    ['unknown resize mode', (m) => (m.image.resize = 'stretch'), /image\.resize/],
+    ['std containing 0', (m) => (m.image.std = [1, 0, 1]), /image\.std: std must not contain 0/],
+    ['mean of two numbers', (m) => (m.image.mean = [0.5, 0.5]), /image\.mean/],
+    ['image dtype int8', (m) => (m.image.dtype = 'int8'), /image\.dtype/],
+    ['template without {text}', (m) => (m.text.query.template = 'find: {instruction}'), /text\.query\.template/],
+    ['maxLength 0', (m) => (m.text.maxLength = 0), /text\.maxLength/],
+    ['range upside down', (m) => (m.score.range = [0.5, 0.1]), /score\.range: range must be \[lo, hi\]/],
+    ['duplicate band', (m) => (m.bands.list[1].name = 'adopt'), /duplicate band name 'adopt'/],
+    ['thresholds not decreasing', (m) => (m.bands.list[1].min = 0.45), /thresholds must decrease/],
+    ['band without min before the last', (m) => delete m.bands.list[0].min, /only the last band may omit min/],
+    ['band name with a slash', (m) => (m.bands.list[0].name = 'a/b'), /they name folders/],
+    ['a typo key', (m) => (m.image.meen = [0, 0, 0]), /meen/],
+  ];
+  for (const [what, edit, pattern] of badFields) {
+    test(`bad field: ${what} → MATCHD_MODEL_INVALID naming it`, () => invalid(demoCopy(edit), pattern));
+  }
+
+  test('several problems are listed together', () => {
+    invalid(demoCopy((m) => {
+      m.embeddingSize = 0;
+      m.image.resize = 'nope';
+      m.score.range = [1, 0];
+    }), /embeddingSize/, /image\.resize/, /score\.range/);
+  });
+
+  test('missing files and a missing or broken model.yaml', () => {
+    const dir = demoCopy((m) => {
+      m.image.model = 'missing.onnx';
+      m.text.tokenizer = 'nope.json';
+    });
+    invalid(dir, /image\.model: file not found/, /text\.tokenizer: file not found/);
+    fs.rmSync(path.join(dir, 'model.yaml'));
+    invalid(dir, /model\.yaml: not found/);
+    fs.writeFileSync(path.join(dir, 'model.yaml'), 'name: [unclosed');
+    invalid(dir, /model\.yaml/);
+  });
+
+  test('the published JSON Schema is current with the loader\'s schema', () => {
+    for (const [file, make] of Object.entries(SCHEMAS)) {
+      assert.equal(fs.readFileSync(path.join(repoRoot, file), 'utf8'), render(make), `${file} is stale: run npm run schema`);
+    }
+    const schema = JSON.parse(fs.readFileSync(path.join(repoRoot, 'models/model.schema.json'), 'utf8'));
+    assert.deepEqual(schema.required.sort(), ['embeddingSize', 'image', 'name', 'text', 'version']);
+    assert.equal(schema.additionalProperties, false);
+  });
+});
