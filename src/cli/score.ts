@@ -125,7 +125,7 @@ export async function scoreCommand(argv: string[]): Promise<number> {
         progress(done, files.length, [...failures.values()].reduce((a, b) => a + b, 0));
       }
       const failed = [...failures.values()].reduce((a, b) => a + b, 0);
-      const byCode = [...failures].map(([c, n]) => `${c}: ${n}`).join(', ');
+      const byCode = [...failures].sort(([a], [b]) => a.localeCompare(b)).map(([c, n]) => `${c}: ${n}`).join(', ');
       process.stderr.write(`matchd: scored ${files.length - failed} of ${files.length} image(s)${failed ? `; ${failed} failed (${byCode})` : ''}\n`);
       return 0;
     } finally {

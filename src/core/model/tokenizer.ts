@@ -17,19 +17,29 @@ export function buildQuery(text: string, spec: TextEncoderSpec): string {
 }
 
 export class TextTokenizer {
-  private constructor(private readonly tok: Tokenizer, private readonly spec: TextEncoderSpec) {}
+  private constructor(
+    private readonly tok: Tokenizer,
+    /** The same tokenizer with its own truncation at maxLength (special tokens kept), for the rare long text. */
+    private readonly truncating: Tokenizer,
+    private readonly spec: TextEncoderSpec,
+  ) {}
 
-  /** Load tokenizer.json; its own truncation (special tokens kept) is set to the manifest's maxLength. */
+  /** Load tokenizer.json twice: as is (to detect overlong texts) and truncating at the manifest's maxLength. */
   static load(file: string, spec: TextEncoderSpec): TextTokenizer {
     let tok: Tokenizer;
+    let truncating: Tokenizer;
     try {
       tok = Tokenizer.fromFile(file);
+      truncating = Tokenizer.fromFile(file);
     } catch (err) {
       throw new MatchdError('MATCHD_MODEL_INVALID', `cannot load tokenizer ${file}: ${(err as Error).message}`, { path: file });
     }
-    tok.disablePadding();
-    tok.setTruncation(spec.maxLength);
-    return new TextTokenizer(tok, spec);
+    for (const t of [tok, truncating]) {
+      t.disablePadding();
+      t.disableTruncation();
+    }
+    truncating.setTruncation(spec.maxLength);
+    return new TextTokenizer(tok, truncating, spec);
   }
 
   vocabSize(): number {
@@ -49,6 +59,13 @@ export class TextTokenizer {
   /** Encode already-validated query strings into one padded batch. */
   async encode(queries: string[]): Promise<TokenBatch> {
     const encodings = await this.tok.encodeBatch(queries);
+    // The binding reports no overflow, so measure: texts over the limit are re-encoded with truncation.
+    const truncated = encodings.map((e) => e.getLength() > this.spec.maxLength);
+    await Promise.all(
+      encodings.map(async (_, i) => {
+        if (truncated[i]) encodings[i] = await this.truncating.encode(queries[i]!);
+      }),
+    );
     const longest = Math.max(1, ...encodings.map((e) => e.getLength()));
     const len = this.spec.padding === 'max_length' ? this.spec.maxLength : longest;
     const n = queries.length;
@@ -56,7 +73,6 @@ export class TextTokenizer {
     const ids = wide ? new BigInt64Array(n * len) : new Int32Array(n * len);
     const mask = wide ? new BigInt64Array(n * len) : new Int32Array(n * len);
     const pad = wide ? BigInt(this.spec.padId) : this.spec.padId;
-    const truncated: boolean[] = [];
     encodings.forEach((e, row) => {
       const tokenIds = e.getIds();
       const attention = e.getAttentionMask();
@@ -70,7 +86,6 @@ export class TextTokenizer {
           mask[at] = (wide ? 0n : 0) as never;
         }
       }
-      truncated.push(e.getOverflowing().length > 0);
     });
     return { ids, mask, dims: [n, len], truncated };
   }
