@@ -12,6 +12,15 @@ export const ERROR_CODES = {
   MATCHD_SESSION_BUSY: 'The session cannot be disposed while runs are in flight',
   MATCHD_SESSION_DISPOSED: 'The session was disposed',
   MATCHD_RUN_FAILED: 'ONNX Runtime failed while running the model',
+  MATCHD_MODEL_INVALID: 'A model package (model.yaml, tokenizer, ONNX files) does not match its manifest; every mismatch is listed',
+  MATCHD_CONFIG_INVALID: 'The daemon configuration is invalid; every problem is listed with its path',
+  MATCHD_PLUGIN: 'A plugin could not be loaded, registered or started',
+  MATCHD_ACTION_FAILED: 'A routing action (move, copy, sidecar...) failed; it is retried from the journal',
+  MATCHD_JOURNAL: 'The journal (SQLite) could not be opened or written',
+  MATCHD_TEXT_INVALID: 'A text is empty, not well-formed Unicode / UTF-8, or no texts were given',
+  MATCHD_IMAGE_DECODE: 'An image is empty, truncated, corrupt or unreadable (the message names the input)',
+  MATCHD_IMAGE_TOO_LARGE: 'An image exceeds the pixel limit (checked from its header, before decoding) or the byte limit',
+  MATCHD_IMAGE_UNSUPPORTED: 'An input is not an image (sniffed by content, not extension) or is in a format this build cannot decode',
   MATCHD_INTERNAL: 'An internal invariant broke (a bug: please report it)',
 } as const;
 

@@ -1,0 +1,201 @@
+/**
+ * The image pipeline: any input (path, Buffer, stream) → exactly spec.width × spec.height, 3-channel, 8-bit sRGB
+ * raw pixels, ready for `addon().packImages` (no per-pixel JS anywhere).
+ *
+ * Order of defences, cheapest first: byte limit (fs.stat / while reading a stream) → content sniffing (magic bytes,
+ * never the extension) → header-only `metadata()` and the pixel limit, before anything is decoded →
+ * `limitInputPixels` again inside the decode → `failOn: 'error'` so truncated or corrupt data is an error rather
+ * than a partially grey image. Every failure is a MatchdError naming the input, with MATCHD_IMAGE_DECODE,
+ * MATCHD_IMAGE_TOO_LARGE or MATCHD_IMAGE_UNSUPPORTED, so a batch can settle each image on its own.
+ */
+import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import { Checker } from './check.ts';
+import { MatchdError } from './errors.ts';
+import { messageOf, readInput, type Source } from './image/read.ts';
+import { describeContent, sniffFormat, SNIFF_BYTES } from './image/sniff.ts';
+import type { RawImage } from './native.ts';
+
+export { describeContent, sniffFormat } from './image/sniff.ts';
+
+export type ImageInput = string /* file path */ | Buffer | Uint8Array | NodeJS.ReadableStream;
+
+/**
+ * - `shortest-edge-crop`: scale so the image covers width × height (for a square target: shortest edge to the
+ *   size), then centre-crop. The CLIP preprocessing.
+ * - `squash`: scale each axis independently to fill exactly, ignoring the aspect ratio.
+ * - `pad`: scale to fit inside (contain), centred, the rest filled with the background colour.
+ */
+export type ResizeMode = 'shortest-edge-crop' | 'squash' | 'pad';
+export type ResizeKernel = 'lanczos3' | 'cubic' | 'linear' | 'nearest';
+
+export interface ImageSpec {
+  width: number;
+  height: number;
+  resize: ResizeMode;
+  /** Colour that alpha is flattened onto and that `pad` fills with (default white). */
+  background?: [number, number, number];
+  /** Resampling kernel (default 'cubic': Catmull-Rom, what PIL's BICUBIC used by CLIP-style preprocessing is). */
+  kernel?: ResizeKernel;
+}
+
+export interface DecodeLimits {
+  /** Most pixels (width × height of the first frame, read from the header before decoding). */
+  maxPixels: number;
+  /** Most bytes of encoded input (checked with fs.stat for paths, enforced while reading streams). */
+  maxBytes: number;
+}
+
+export interface ImageSourceInfo {
+  /** The sniffed container: 'jpeg', 'png', 'gif', 'webp', 'tiff', 'avif', 'heif'. */
+  format: string;
+  /** Size as displayed, i.e. after EXIF orientation. */
+  width: number;
+  height: number;
+}
+
+export type LoadedImage = RawImage & { channels: 3; source: ImageSourceInfo };
+
+export const DEFAULT_LIMITS: Readonly<DecodeLimits> = Object.freeze({ maxPixels: 50_000_000, maxBytes: 50 * 1024 * 1024 });
+
+/** Containers this sharp build decodes. Others that sniffing recognises (bmp, svg, jxl...) are MATCHD_IMAGE_UNSUPPORTED. */
+export const DECODABLE_FORMATS: readonly string[] = ['jpeg', 'png', 'gif', 'webp', 'tiff', 'avif', 'heif'];
+
+const RESIZE_MODES: readonly ResizeMode[] = ['shortest-edge-crop', 'squash', 'pad'];
+const KERNELS: readonly ResizeKernel[] = ['lanczos3', 'cubic', 'linear', 'nearest'];
+const FIT = { 'shortest-edge-crop': 'cover', squash: 'fill', pad: 'contain' } as const;
+/** Largest output side accepted in a spec (sharp's own dimension limit is 0x3FFF per side for many formats). */
+const MAX_SIDE = 16383;
+/**
+ * 'error' aborts on truncated or corrupt pixel data (a JPEG cut in half fails with "premature end of JPEG image"
+ * instead of decoding to a grey lower half) but tolerates libjpeg/libpng warnings, which many real photos carry.
+ */
+const FAIL_ON = 'error' as const;
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Validate decode limits at the edge; missing fields take the defaults. Throws MATCHD_BAD_OPTION listing every problem. */
+export function limitsFrom(partial?: Partial<DecodeLimits> | unknown): DecodeLimits {
+  if (partial === undefined) return { ...DEFAULT_LIMITS };
+  const c = new Checker();
+  if (!isPlainObject(partial)) {
+    c.problems.push(`Expected an object for limits but received ${partial === null ? 'null' : typeof partial}`);
+    c.done('MATCHD_BAD_OPTION', 'Invalid image decode limits');
+  }
+  const p = partial as Record<string, unknown>;
+  c.known('limits', p, ['maxPixels', 'maxBytes']);
+  const limits = {
+    maxPixels: c.int('limits.maxPixels', p.maxPixels, DEFAULT_LIMITS.maxPixels, 1),
+    maxBytes: c.int('limits.maxBytes', p.maxBytes, DEFAULT_LIMITS.maxBytes, 1),
+  };
+  c.done('MATCHD_BAD_OPTION', 'Invalid image decode limits');
+  return limits;
+}
+
+/** Validate an ImageSpec; fills the defaults (white background, cubic kernel). Throws MATCHD_BAD_OPTION listing every problem. */
+export function imageSpecFrom(spec: ImageSpec | unknown): Required<ImageSpec> {
+  const c = new Checker();
+  if (!isPlainObject(spec)) {
+    c.problems.push(`Expected an object for spec but received ${spec === null ? 'null' : typeof spec}`);
+    c.done('MATCHD_BAD_OPTION', 'Invalid image spec');
+  }
+  const s = spec as Record<string, unknown>;
+  c.known('spec', s, ['width', 'height', 'resize', 'background', 'kernel']);
+  if (s.width === undefined) c.problems.push('Missing spec.width');
+  if (s.height === undefined) c.problems.push('Missing spec.height');
+  const width = c.int('spec.width', s.width, 1, 1, MAX_SIDE);
+  const height = c.int('spec.height', s.height, 1, 1, MAX_SIDE);
+  if (s.resize === undefined) c.problems.push(`Missing spec.resize (one of ${RESIZE_MODES.map((m) => `'${m}'`).join(', ')})`);
+  const resize = c.oneOf('spec.resize', s.resize, RESIZE_MODES, 'shortest-edge-crop');
+  const kernel = c.oneOf('spec.kernel', s.kernel, KERNELS, 'cubic');
+  let background: [number, number, number] = [255, 255, 255];
+  if (s.background !== undefined) {
+    const bg = s.background;
+    if (Array.isArray(bg) && bg.length === 3 && bg.every((v) => Number.isInteger(v) && v >= 0 && v <= 255)) {
+      background = [bg[0], bg[1], bg[2]];
+    } else {
+      c.problems.push(`Expected [r, g, b] integers in 0..255 for spec.background but received ${JSON.stringify(bg)}`);
+    }
+  }
+  c.done('MATCHD_BAD_OPTION', 'Invalid image spec');
+  return { width, height, resize, kernel, background };
+}
+
+/** Map a sharp/libvips failure to one of the three codes; the sharp message is kept in the text and in details.cause. */
+function fromSharp(err: unknown, src: Source, format: string, maxPixels: number): MatchdError {
+  const msg = messageOf(err);
+  if (/exceeds pixel limit/i.test(msg)) {
+    return src.fail('MATCHD_IMAGE_TOO_LARGE', `${format} exceeds the limit of ${maxPixels} pixels (limits.maxPixels)`, { format, maxPixels, cause: msg });
+  }
+  if (/unsupported image format|unsupported (codec|compression|feature)|no decoding plugin|decoder plugin|not supported/i.test(msg)) {
+    return src.fail('MATCHD_IMAGE_UNSUPPORTED', `${format} variant this build cannot decode: ${msg}`, { format, cause: msg });
+  }
+  return src.fail('MATCHD_IMAGE_DECODE', `cannot decode ${format}: ${msg}`, { format, cause: msg });
+}
+
+/**
+ * Decode + orient + flatten + to 8-bit sRGB + resize, returning exactly spec.width × spec.height, 3 channels.
+ * `data` is sharp's output Buffer itself (no copy). Rejects with MATCHD_IMAGE_DECODE / _TOO_LARGE / _UNSUPPORTED
+ * for bad inputs, MATCHD_BAD_OPTION for a bad spec or limits, MATCHD_BAD_INPUT for an input of the wrong type.
+ */
+export async function loadImage(input: ImageInput, spec: ImageSpec, limits?: Partial<DecodeLimits>): Promise<LoadedImage> {
+  const s = imageSpecFrom(spec);
+  const lim = limitsFrom(limits);
+  const { buf, src } = await readInput(input, lim);
+
+  const head = buf.subarray(0, SNIFF_BYTES);
+  const format = sniffFormat(head);
+  if (format === null) {
+    throw src.fail('MATCHD_IMAGE_UNSUPPORTED', `not an image: found ${describeContent(head)}`, { bytes: buf.length });
+  }
+  if (!DECODABLE_FORMATS.includes(format)) {
+    const why = format === 'svg' ? 'svg (vector) images are not accepted' : `${format} images are not supported by this build`;
+    throw src.fail('MATCHD_IMAGE_UNSUPPORTED', `${why} (decodable: ${DECODABLE_FORMATS.join(', ')})`, { format });
+  }
+
+  // Header only: no pixel data is decoded here, so a 50000×50000 claim costs nothing. The limit is lifted for this
+  // call only so that the refusal below can name the dimensions; the decode itself runs with the limit.
+  const first = { failOn: FAIL_ON, pages: 1, page: 0 } as const;
+  let meta: Metadata;
+  try {
+    meta = await sharp(buf, { ...first, limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw fromSharp(err, src, format, lim.maxPixels);
+  }
+  const { width: w, height: h } = meta;
+  if (!w || !h) throw src.fail('MATCHD_IMAGE_DECODE', `${format} header has no dimensions`, { format });
+  if (w * h > lim.maxPixels) {
+    throw src.fail(
+      'MATCHD_IMAGE_TOO_LARGE',
+      `${format} of ${w}×${h} = ${w * h} pixels exceeds the limit of ${lim.maxPixels} pixels (limits.maxPixels); refused before decoding`,
+      { format, width: w, height: h, maxPixels: lim.maxPixels },
+    );
+  }
+
+  const [r, g, b] = s.background;
+  let out: { data: Buffer; info: OutputInfo };
+  try {
+    out = await sharp(buf, { ...first, limitInputPixels: lim.maxPixels })
+      .autoOrient()
+      .flatten({ background: { r, g, b } })
+      .resize(s.width, s.height, { fit: FIT[s.resize], position: 'centre', kernel: s.kernel, background: { r, g, b, alpha: 1 } })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw fromSharp(err, src, format, lim.maxPixels);
+  }
+
+  const { data, info } = out;
+  if (info.width !== s.width || info.height !== s.height || info.channels !== 3 || data.length !== s.width * s.height * 3) {
+    throw new MatchdError(
+      'MATCHD_INTERNAL',
+      `image ${src.label}: the pipeline produced ${info.width}×${info.height}×${info.channels} (${data.length} bytes), expected ${s.width}×${s.height}×3`,
+      { input: src.label, info },
+    );
+  }
+  const oriented = meta.autoOrient ?? ((meta.orientation ?? 1) >= 5 ? { width: h, height: w } : { width: w, height: h });
+  return { data, width: s.width, height: s.height, channels: 3, source: { format, width: oriented.width, height: oriented.height } };
+}
