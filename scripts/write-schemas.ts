@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { configJsonSchema } from '../src/core/config.ts';
 import { manifestJsonSchema } from '../src/core/model/manifest.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -9,6 +10,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** Every published schema: file → generator. */
 export const SCHEMAS: Record<string, () => Record<string, unknown>> = {
   'models/model.schema.json': manifestJsonSchema,
+  'config/config.schema.json': configJsonSchema,
 };
 
 export function render(make: () => Record<string, unknown>): string {

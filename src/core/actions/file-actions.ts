@@ -1,0 +1,87 @@
+/**
+ * The core's actions: move, copy, sidecar, log. Each is idempotent: re-running one after a crash finds the
+ * work done (or half done) and finishes it, never duplicating an output.
+ */
+import { unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { MatchdError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { copyFile, exists, moveFile, sameContent, uniqueName, writeFileAtomic } from './fs-ops.ts';
+
+/** What an action may read and record while it runs. */
+export interface ActionContext {
+  jobId: number;
+  /** Where the job's file is now (after an earlier move/copy), else its original path. */
+  location: string;
+  /** Persist a decision (like the destination name) before acting, so a retry makes the same one. */
+  remember(payload: Record<string, unknown>): void;
+  log: Logger;
+}
+
+/** An action's result: the file's new location when it moved or copied it. */
+export type ActionResult = { location?: string };
+
+/** A failure that retrying cannot fix (the action goes straight to dead). */
+export class PermanentActionError extends MatchdError {
+  constructor(message: string) {
+    super('MATCHD_ACTION_FAILED', message);
+  }
+}
+
+type Transfer = { src: string; dir: string; dest?: string };
+
+async function transfer(kind: 'move' | 'copy', p: Transfer, ctx: ActionContext): Promise<ActionResult> {
+  const pick = async () => {
+    const dest = await uniqueName(p.dir, path.basename(p.src), ctx.jobId);
+    ctx.remember({ ...p, dest });
+    return dest;
+  };
+  let dest = p.dest ?? (await pick());
+  const srcThere = await exists(p.src);
+  if (!srcThere) {
+    if (await exists(dest)) return { location: dest }; // done before a crash
+    throw new PermanentActionError(`cannot ${kind} ${p.src}: the file is gone`);
+  }
+  if (await exists(dest)) {
+    if (await sameContent(p.src, dest)) {
+      if (kind === 'move') await moveFinish(p.src);
+      return { location: dest };
+    }
+    dest = await pick(); // someone else's file took the name meanwhile
+  }
+  try {
+    await (kind === 'move' ? moveFile(p.src, dest) : copyFile(p.src, dest));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new MatchdError('MATCHD_ACTION_FAILED', `${dest} appeared while ${kind === 'move' ? 'moving' : 'copying'}; retrying with a new name`);
+    }
+    throw err;
+  }
+  return { location: dest };
+}
+
+async function moveFinish(src: string): Promise<void> {
+  await unlink(src).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+}
+
+export const fileActions = {
+  move: (p: Record<string, unknown>, ctx: ActionContext) => transfer('move', p as Transfer, ctx),
+  copy: (p: Record<string, unknown>, ctx: ActionContext) => transfer('copy', p as Transfer, ctx),
+
+  /** `<file>.json` next to the job's file (or in `dir`), replaced atomically with the same content on retry. */
+  async sidecar(p: Record<string, unknown>, ctx: ActionContext): Promise<ActionResult> {
+    const dir = typeof p.dir === 'string' ? p.dir : path.dirname(ctx.location);
+    await writeFileAtomic(path.join(dir, `${path.basename(ctx.location)}.json`), JSON.stringify(p.doc, null, 2) + '\n');
+    return {};
+  },
+
+  async log(p: Record<string, unknown>, ctx: ActionContext): Promise<ActionResult> {
+    const level = (p.level as 'info' | 'warn' | 'error') ?? 'info';
+    ctx.log[level]({ jobId: ctx.jobId, file: ctx.location, ...(p.doc as object) }, 'match result');
+    return {};
+  },
+};
+
+export type ActionKind = keyof typeof fileActions;

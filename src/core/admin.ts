@@ -1,0 +1,53 @@
+/** The admin HTTP endpoint (loopback by default): Prometheus `/metrics` and `/healthz`. */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Metrics } from './metrics.ts';
+
+export interface Health {
+  status: 'ok' | 'degraded' | 'down';
+  [key: string]: unknown;
+}
+
+export class AdminServer {
+  private server: http.Server | undefined;
+
+  constructor(private readonly metrics: Metrics, private readonly health: () => Health) {}
+
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    const server = http.createServer((req, res) => void this.handle(req, res));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    return server.address() as AddressInfo;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    try {
+      if (req.method === 'GET' && url.pathname === '/metrics') {
+        res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+        res.end(await this.metrics.registry.metrics());
+      } else if (req.method === 'GET' && url.pathname === '/healthz') {
+        const h = this.health();
+        res.writeHead(h.status === 'down' ? 503 : 200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(h));
+      } else {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'not found', routes: ['GET /metrics', 'GET /healthz'] }));
+      }
+    } catch (err) {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: (err as Error).message }));
+    }
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    if (!s) return;
+    this.server = undefined;
+    s.closeAllConnections();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+}

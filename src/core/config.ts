@@ -1,0 +1,176 @@
+/**
+ * Daemon configuration: YAML with ${ENV} interpolation, validated once at start-up against one zod schema
+ * (also published as config/config.schema.json), every problem listed with its path, then frozen.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { MatchdError } from './errors.ts';
+import { BandsSchema } from './model/manifest.ts';
+
+const positiveInt = z.number().int().positive();
+const nonNegInt = z.number().int().min(0);
+
+/** Path templates may use {band}, {rule}, {source}, {outcome}. */
+const template = z.string().min(1);
+
+export const ActionSchema = z.union([
+  z.strictObject({ move: z.strictObject({ to: template }) }),
+  z.strictObject({ copy: z.strictObject({ to: template }) }),
+  z.strictObject({ sidecar: z.strictObject({ to: template.optional().describe('folder; default: next to the moved/copied file, else next to the source') }).default({}) }),
+  z.strictObject({ log: z.strictObject({ level: z.enum(['info', 'warn', 'error']).default('info') }).default({ level: 'info' }) }),
+]);
+export type ActionSpec = z.output<typeof ActionSchema>;
+
+export const RuleSchema = z.strictObject({
+  texts: z.array(z.string().trim().min(1, 'empty text')).min(1, 'a rule needs at least one text'),
+  /** best: the best-matching text decides the band; all: the worst one does (every text must match). */
+  match: z.enum(['best', 'all']).default('best'),
+  bands: BandsSchema.optional().describe("override the model's bands for this rule"),
+  range: z.tuple([z.number(), z.number()]).refine(([lo, hi]) => hi > lo, 'range must be [lo, hi] with hi > lo').optional(),
+  /** Actions per band name, plus `error` (image could not be scored) and `default` (any band without its own list). */
+  actions: z.record(z.string(), z.array(ActionSchema)).default({}),
+});
+export type Rule = z.output<typeof RuleSchema>;
+
+export const SourceSchema = z.strictObject({
+  type: z.string().min(1).describe('a built-in plugin name (folder) or a module path / package name'),
+  name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and -').optional(),
+  rule: z.string().min(1),
+  options: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const ConfigSchema = z.strictObject({
+  $schema: z.string().optional(),
+  model: z.strictObject({
+    dir: z.string().min(1).default('models/demo'),
+    provider: z.enum(['cpu', 'cuda']).default('cpu'),
+    fallbackToCpu: z.boolean().default(false),
+    intraOpThreads: nonNegInt.default(0),
+    maxBatch: positiveInt.max(1024).default(16),
+    maxDelayMs: nonNegInt.max(60_000).default(20),
+    decodeConcurrency: positiveInt.max(256).default(2),
+    queueSize: positiveInt.default(1000).describe('most jobs waiting; beyond it submit reports backpressure'),
+    maxPixels: positiveInt.default(50_000_000),
+    maxBytes: positiveInt.default(50 * 1024 * 1024),
+  }).prefault({}),
+  journal: z.strictObject({
+    path: z.string().min(1).default('var/matchd.db'),
+    leaseMs: positiveInt.default(120_000),
+    maxAttempts: positiveInt.default(3).describe('a job whose scoring crashed this often is failed'),
+    retainDays: positiveInt.default(30),
+  }).prefault({}),
+  admin: z.strictObject({
+    enabled: z.boolean().default(true),
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(9464),
+  }).prefault({}),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+  shutdown: z.strictObject({ timeoutMs: positiveInt.default(10_000) }).prefault({}),
+  rules: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), RuleSchema).refine((r) => Object.keys(r).length > 0, 'at least one rule is required'),
+  sources: z.array(SourceSchema).default([]),
+});
+
+/** The name a source instance goes by: its `name`, else `<type>-<index>`. */
+export function sourceName(s: { type: string; name?: string | undefined }, index: number): string {
+  return s.name ?? `${s.type}-${index}`;
+}
+
+/**
+ * Checks across sections (a source's rule exists, names unique). Run on the raw input too, so these problems
+ * are listed together with the schema's even when other parts are invalid.
+ */
+function crossCheck(raw: unknown): string[] {
+  const c = raw as { rules?: unknown; sources?: unknown };
+  if (!c || typeof c !== 'object' || !Array.isArray(c.sources)) return [];
+  const rules = c.rules && typeof c.rules === 'object' ? Object.keys(c.rules) : [];
+  const problems: string[] = [];
+  const names = new Set<string>();
+  c.sources.forEach((s: { type?: unknown; name?: unknown; rule?: unknown }, i) => {
+    if (!s || typeof s !== 'object') return;
+    if (typeof s.rule === 'string' && !rules.includes(s.rule)) {
+      problems.push(`sources.${i}.rule: unknown rule '${s.rule}' (rules: ${rules.join(', ') || 'none'})`);
+    }
+    const name = typeof s.name === 'string' ? s.name : `${String(s.type)}-${i}`;
+    if (names.has(name)) problems.push(`sources.${i}.name: duplicate source name '${name}'`);
+    names.add(name);
+  });
+  return problems;
+}
+
+export type Config = z.output<typeof ConfigSchema>;
+
+/** Replace ${VAR} (and ${VAR:-default}) in every string; unset variables are listed as problems. */
+export function interpolate(value: unknown, env: NodeJS.ProcessEnv, problems: string[], at = ''): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, def?: string) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (def !== undefined) return def;
+      problems.push(`${at || '(root)'}: environment variable ${name} is not set`);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, problems, `${at}.${i}`));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env, problems, at ? `${at}.${k}` : k)]));
+  }
+  return value;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    Object.values(o).forEach(deepFreeze);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+function configError(file: string, problems: string[]): MatchdError {
+  return new MatchdError('MATCHD_CONFIG_INVALID', `${file} is invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { file, problems });
+}
+
+/** Parse + interpolate + validate a config text. Relative paths stay relative to `baseDir` (resolved by the daemon). */
+export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (err) {
+    throw configError(file, [`YAML: ${(err as Error).message.split('\n')[0]}`]);
+  }
+  const problems: string[] = [];
+  const interpolated = interpolate(raw ?? {}, env, problems);
+  const parsed = ConfigSchema.safeParse(interpolated);
+  if (!parsed.success) {
+    problems.push(...parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`));
+  }
+  problems.push(...crossCheck(interpolated));
+  if (problems.length || !parsed.success) throw configError(file, problems);
+  return deepFreeze(parsed.data);
+}
+
+/** Read and validate a config file. */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw configError(file, [`cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+  }
+  return parseConfig(text, file, env);
+}
+
+/** Resolve a path from the config relative to the config file's folder. */
+export function resolveFrom(configFile: string, p: string): string {
+  return path.resolve(path.dirname(path.resolve(configFile)), p);
+}
+
+/** The JSON Schema published as config/config.schema.json (for editors). */
+export function configJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(ConfigSchema, { io: 'input', unrepresentable: 'any' }),
+    $id: 'https://matchd.local/schemas/config.schema.json',
+    title: 'matchd daemon configuration',
+  };
+}

@@ -1,0 +1,302 @@
+/**
+ * The daemon: sources submit jobs → journal (queued) → dynamic batcher → matcher → rule → outcome →
+ * journal (done + outbox, one transaction) → action runner. SIGTERM drains: intake stops, in-flight batches
+ * finish (or stay journalled for the next start), due actions run, everything closes.
+ */
+import path from 'node:path';
+import { ActionRunner, type ActionHandler } from './actions/runner.ts';
+import { fileActions } from './actions/file-actions.ts';
+import { AdminServer, type Health } from './admin.ts';
+import { Batcher } from './batcher.ts';
+import { sourceName, type Config, type Rule } from './config.ts';
+import { MatchdError, isMatchdError } from './errors.ts';
+import { Journal, type Job } from './journal.ts';
+import { createLogger, type Logger } from './log.ts';
+import { Matcher, type ImageEmbedding, type TextEmbedding } from './matcher.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import type { HealthState, JobRequest, PluginContext, SourceInstance, SubmitResult } from './plugin.ts';
+import type { PluginRegistry } from './registry.ts';
+import { decide, planActions, resultDocument, type ScoredOutcome } from './router.ts';
+import { scoreTexts } from './scoring.ts';
+import { zodProblems } from './model/package.ts';
+
+export interface DaemonOptions {
+  /** Relative paths in the config resolve against this folder (the config file's). */
+  baseDir: string;
+  registry: PluginRegistry;
+  logger?: Logger;
+  /** Extra action kinds (plugins such as S3 bring theirs). */
+  actions?: Record<string, ActionHandler>;
+}
+
+interface SourceEntry {
+  name: string;
+  instance: SourceInstance;
+  health: { state: HealthState; detail?: string };
+}
+
+/** Validate every source's options with its plugin's schema; all problems listed (MATCHD_CONFIG_INVALID). */
+export async function checkSources(config: Config, registry: PluginRegistry, baseDir: string): Promise<void> {
+  const problems: string[] = [];
+  for (const [i, s] of config.sources.entries()) {
+    try {
+      const plugin = await registry.resolve(s.type, baseDir);
+      const parsed = plugin.configSchema.safeParse(s.options);
+      if (!parsed.success) problems.push(...zodProblems(parsed.error as never, `sources.${i}.options`));
+    } catch (err) {
+      problems.push(`sources.${i}.type: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length) {
+    throw new MatchdError('MATCHD_CONFIG_INVALID', `invalid sources:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { problems });
+  }
+}
+
+export class Daemon {
+  readonly metrics: Metrics = createMetrics();
+  readonly log: Logger;
+  private journal!: Journal;
+  private matcher!: Matcher;
+  private batcher!: Batcher<Job, ImageEmbedding>;
+  private runner!: ActionRunner;
+  private admin: AdminServer | undefined;
+  private readonly sources: SourceEntry[] = [];
+  private readonly ruleTexts = new Map<string, TextEmbedding[]>();
+  private readonly intake = new AbortController();
+  private pumpTimer: NodeJS.Timeout | undefined;
+  private pumpQueued = false;
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+  adminAddress: { host: string; port: number } | undefined;
+
+  private constructor(readonly config: Config, private readonly opts: DaemonOptions) {
+    this.log = opts.logger ?? createLogger({ level: config.log.level });
+  }
+
+  /** Start everything in order; on any failure, what was started is stopped again and the error rethrown. */
+  static async start(config: Config, opts: DaemonOptions): Promise<Daemon> {
+    const d = new Daemon(config, opts);
+    try {
+      await d.boot();
+    } catch (err) {
+      await d.stop('start-up failed').catch(() => {});
+      throw err;
+    }
+    return d;
+  }
+
+  private resolve(p: string): string {
+    return path.resolve(this.opts.baseDir, p);
+  }
+
+  private async boot(): Promise<void> {
+    const c = this.config;
+    await checkSources(c, this.opts.registry, this.opts.baseDir);
+    this.journal = new Journal(this.resolve(c.journal.path));
+    this.matcher = await Matcher.open(this.resolve(c.model.dir), {
+      engine: { provider: c.model.provider, fallbackToCpu: c.model.fallbackToCpu, intraOpThreads: c.model.intraOpThreads, logger: this.log.child({ component: 'engine' }) },
+      maxBatch: c.model.maxBatch,
+      decodeConcurrency: c.model.decodeConcurrency,
+      limits: { maxPixels: c.model.maxPixels, maxBytes: c.model.maxBytes },
+    });
+    for (const [name, rule] of Object.entries(c.rules)) this.ruleTexts.set(name, await this.matcher.embedTexts(rule.texts));
+
+    this.batcher = new Batcher<Job, ImageEmbedding>({
+      maxBatch: c.model.maxBatch,
+      maxDelayMs: c.model.maxDelayMs,
+      maxQueue: c.model.maxBatch * 4,
+      maxInFlight: 2,
+      run: (jobs) => this.matcher.embedImages(jobs.map((j) => j.imagePath)),
+      onBatch: (size, ms) => {
+        this.metrics.batchSize.observe(size);
+        this.metrics.computeSeconds.observe(ms / 1000);
+      },
+    });
+    this.runner = new ActionRunner(this.journal, { ...fileActions, ...this.opts.actions }, this.log.child({ component: 'actions' }), this.metrics);
+
+    const { requeued, abandoned } = this.journal.recover(c.journal.maxAttempts, true);
+    if (requeued) this.log.info({ requeued }, 're-queued jobs left running by a previous process');
+    for (const job of abandoned) this.fail(job, new MatchdError('MATCHD_INTERNAL', `scoring this image was interrupted ${job.attempts} times; giving up`));
+    this.runner.start();
+
+    if (c.admin.enabled) {
+      this.admin = new AdminServer(this.metrics, () => this.health());
+      const addr = await this.admin.listen(c.admin.host, c.admin.port);
+      this.adminAddress = { host: addr.address, port: addr.port };
+      this.log.info({ admin: `http://${addr.address}:${addr.port}` }, 'admin endpoint listening');
+    }
+
+    this.pumpTimer = setInterval(() => {
+      const { requeued: r, abandoned: a } = this.journal.recover(c.journal.maxAttempts);
+      for (const job of a) this.fail(job, new MatchdError('MATCHD_INTERNAL', `scoring timed out ${job.attempts} times; giving up`));
+      if (r) this.log.warn({ requeued: r }, 're-queued jobs whose lease expired');
+      this.pump();
+    }, 1000);
+    this.pump();
+
+    for (const [i, s] of c.sources.entries()) {
+      const name = sourceName(s, i);
+      const plugin = await this.opts.registry.resolve(s.type, this.opts.baseDir);
+      const options = plugin.configSchema.parse(s.options);
+      const entry: SourceEntry = { name, instance: undefined as never, health: { state: 'ok' } };
+      try {
+        entry.instance = await plugin.create(this.context(name, s.rule, entry), options);
+        this.sources.push(entry);
+        await entry.instance.start();
+      } catch (err) {
+        throw new MatchdError('MATCHD_PLUGIN', `source '${name}' (${s.type}) failed to start: ${(err as Error).message}`);
+      }
+      this.log.info({ source: name, type: s.type }, 'source started');
+    }
+    this.log.info({ model: this.matcher.manifest.name, provider: this.matcher.provider, sources: this.sources.length }, 'matchd running');
+  }
+
+  private context(name: string, defaultRule: string, entry: SourceEntry): PluginContext {
+    return {
+      name,
+      log: this.log.child({ source: name }),
+      submit: (job) => this.submit(name, defaultRule, job),
+      isKnown: (key) => this.journal.isKnown(key),
+      state: {
+        get: <T>(key: string) => this.journal.pluginGet(name, key) as T | undefined,
+        set: (key, value) => this.journal.pluginSet(name, key, value),
+      },
+      setHealth: (state, detail) => {
+        entry.health = { state, ...(detail ? { detail } : {}) };
+      },
+      resolvePath: (p) => this.resolve(p),
+      signal: this.intake.signal,
+    };
+  }
+
+  /** A source hands over a job: journalled durably before this returns, or refused with a reason. */
+  submit(source: string, defaultRule: string, req: JobRequest): SubmitResult {
+    const rule = req.rule ?? defaultRule;
+    if (this.stopping) return { accepted: false, reason: 'stopping', message: 'matchd is shutting down' };
+    if (!(rule in this.config.rules)) {
+      this.metrics.submits.inc({ source, result: 'unknown_rule' });
+      return { accepted: false, reason: 'unknown_rule', message: `unknown rule '${rule}'` };
+    }
+    if (this.journal.counts().queued >= this.config.model.queueSize) {
+      this.metrics.submits.inc({ source, result: 'backpressure' });
+      return { accepted: false, reason: 'backpressure', retryAfterMs: 1000, message: `the queue is full (${this.config.model.queueSize} jobs)` };
+    }
+    const { jobId, duplicate } = this.journal.enqueue({ dedupeKey: req.dedupeKey, source, rule, imagePath: req.image.path, meta: req.meta });
+    this.metrics.submits.inc({ source, result: duplicate ? 'duplicate' : 'accepted' });
+    if (!duplicate) this.pump();
+    return { accepted: true, jobId: String(jobId), duplicate };
+  }
+
+  /** Move queued jobs into the batcher while it has room (coalesced to once per tick). */
+  private pump(): void {
+    if (this.pumpQueued || this.stopping) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      if (this.stopping) return;
+      const room = Math.min(this.batcher.room, this.config.model.maxBatch * 2);
+      const jobs = this.journal.lease(room, this.config.journal.leaseMs);
+      const now = Date.now();
+      for (const job of jobs) {
+        this.metrics.queueSeconds.observe((now - job.createdAt) / 1000);
+        this.batcher.push(job).then(
+          (embedding) => this.finish(job, embedding),
+          (err: unknown) => this.finish(job, { ok: false, error: isMatchdError(err) ? err : new MatchdError('MATCHD_INTERNAL', String(err)) }),
+        );
+      }
+      this.metrics.queueDepth.set(this.journal.counts().queued);
+    });
+  }
+
+  private finish(job: Job, embedding: ImageEmbedding): void {
+    try {
+      if (!embedding.ok) {
+        this.fail(job, embedding.error);
+        return;
+      }
+      const rule = this.config.rules[job.rule] as Rule;
+      const results = scoreTexts(embedding.vector, this.ruleTexts.get(job.rule)!, rule.range ?? this.matcher.range, rule.bands ?? this.matcher.bands);
+      this.record(job, rule, decide(rule, results));
+    } catch (err) {
+      this.log.error({ err, jobId: job.id }, 'could not record a result; the job stays journalled and is retried after its lease');
+    } finally {
+      this.pump();
+    }
+  }
+
+  /** A job that cannot be scored goes to the rule's `error` outcome, with its code and message. */
+  private fail(job: Job, error: MatchdError): void {
+    const rule = this.config.rules[job.rule];
+    this.metrics.errors.inc({ code: error.code });
+    this.log.warn({ jobId: job.id, file: job.imagePath, code: error.code, err: error.message }, 'image could not be scored');
+    const outcome: ScoredOutcome = { outcome: 'error', error: { code: error.code, message: error.message } };
+    if (!rule) {
+      this.journal.complete(job.id, 'error', outcome, [], true);
+      return;
+    }
+    this.record(job, rule, outcome, true);
+  }
+
+  private record(job: Job, rule: Rule, o: ScoredOutcome, failed = false): void {
+    const model = { name: this.matcher.manifest.name, version: this.matcher.manifest.version, provider: this.matcher.provider };
+    const doc = resultDocument(job, o, model);
+    this.journal.complete(job.id, o.outcome, doc, planActions(rule, job, o, doc, this.opts.baseDir), failed);
+    this.metrics.jobs.inc({ outcome: o.outcome });
+    this.runner.kick();
+  }
+
+  health(): Health {
+    const journalOk = this.journal?.ping() ?? false;
+    const counts = journalOk ? this.journal.counts() : undefined;
+    const sources = Object.fromEntries(this.sources.map((s) => [s.name, s.health]));
+    const anyDegraded = this.sources.some((s) => s.health.state !== 'ok');
+    const status = !journalOk || this.stopping ? 'down' : anyDegraded ? 'degraded' : 'ok';
+    return {
+      status,
+      model: this.matcher ? { name: this.matcher.manifest.name, version: this.matcher.manifest.version, provider: this.matcher.provider } : null,
+      journal: { ok: journalOk, ...counts },
+      queue: { batching: this.batcher?.queued ?? 0, batchesRunning: this.batcher?.running ?? 0 },
+      sources,
+    };
+  }
+
+  /** Graceful stop: intake off, sources stopped in reverse order, in-flight work finished or left journalled. */
+  stop(reason = 'stop'): Promise<void> {
+    this.stopped ??= this.shutdown(reason);
+    return this.stopped;
+  }
+
+  private async shutdown(reason: string): Promise<void> {
+    const deadline = Date.now() + this.config.shutdown.timeoutMs;
+    this.log.info({ reason }, 'stopping: intake off');
+    this.stopping = true;
+    this.intake.abort();
+    clearInterval(this.pumpTimer);
+    for (const s of [...this.sources].reverse()) {
+      try {
+        await s.instance.stop();
+      } catch (err) {
+        this.log.error({ source: s.name, err }, 'source failed to stop cleanly');
+      }
+    }
+    if (this.batcher) {
+      const left = Math.max(0, deadline - Date.now());
+      const idle = await Promise.race([this.batcher.idle().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), left).unref())]);
+      if (!idle) this.log.warn('in-flight scoring did not finish before the deadline; those jobs stay journalled for the next start');
+    }
+    if (this.runner) {
+      const drained = await this.runner.drain(Math.max(0, deadline - Date.now()));
+      if (!drained) this.log.warn('some actions are still pending; they run at the next start');
+      this.runner.stop();
+    }
+    await this.admin?.close();
+    try {
+      this.matcher?.close();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'engine still busy at exit');
+    }
+    this.journal?.close();
+    this.log.info('stopped');
+    await new Promise<void>((resolve) => this.log.flush(() => resolve()));
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * The journal: the only writer of state to disk. SQLite (better-sqlite3) in WAL mode with synchronous=FULL:
+ * jobs (queued → running → done | failed) with leases and attempts, unique dedupe keys, and an outbox of
+ * actions written in the same transaction as the result they act on. At-least-once inside; the actions are
+ * idempotent, so what users see happens exactly once.
+ */
+import Database from 'better-sqlite3';
+import fs from 'node:fs';
+import path from 'node:path';
+import { MatchdError } from './errors.ts';
+
+export type JobState = 'queued' | 'running' | 'done' | 'failed';
+
+export interface Job {
+  id: number;
+  dedupeKey: string;
+  source: string;
+  rule: string;
+  imagePath: string;
+  meta: Record<string, unknown>;
+  state: JobState;
+  attempts: number;
+  outcome: string | null;
+  result: unknown;
+  location: string | null;
+  createdAt: number;
+}
+
+export interface Action {
+  id: number;
+  jobId: number;
+  seq: number;
+  kind: string;
+  payload: Record<string, unknown>;
+  attempts: number;
+}
+
+export interface NewJob {
+  dedupeKey: string;
+  source: string;
+  rule: string;
+  imagePath: string;
+  meta?: Record<string, unknown>;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY,
+  dedupe_key TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  image_path TEXT NOT NULL,
+  meta TEXT NOT NULL DEFAULT '{}',
+  state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  lease_owner TEXT,
+  lease_until INTEGER,
+  outcome TEXT,
+  result TEXT,
+  location TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
+CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY,
+  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'dead')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at INTEGER NOT NULL,
+  last_error TEXT,
+  UNIQUE (job_id, seq)
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, next_at);
+CREATE TABLE IF NOT EXISTS plugin_state (
+  plugin TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (plugin, key)
+);
+PRAGMA user_version = 1;
+`;
+
+interface JobRow {
+  id: number; dedupe_key: string; source: string; rule: string; image_path: string; meta: string; state: JobState;
+  attempts: number; outcome: string | null; result: string | null; location: string | null; created_at: number;
+}
+
+function toJob(r: JobRow): Job {
+  return {
+    id: r.id, dedupeKey: r.dedupe_key, source: r.source, rule: r.rule, imagePath: r.image_path, meta: JSON.parse(r.meta),
+    state: r.state, attempts: r.attempts, outcome: r.outcome, result: r.result ? JSON.parse(r.result) : null,
+    location: r.location, createdAt: r.created_at,
+  };
+}
+
+export class Journal {
+  private readonly db: Database.Database;
+  /** Identifies this process's leases; leases of any other owner are dead after start-up (one daemon per journal). */
+  readonly owner = `${process.pid}-${Date.now().toString(36)}`;
+
+  constructor(readonly file: string, private readonly now: () => number = Date.now) {
+    try {
+      if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+      this.db = new Database(file);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma('busy_timeout = 5000');
+      this.db.exec(SCHEMA);
+    } catch (err) {
+      throw new MatchdError('MATCHD_JOURNAL', `cannot open the journal ${file}: ${(err as Error).message}`, { file });
+    }
+  }
+
+  /** Journal a job unless its dedupe key is known; returns the (existing) job id. */
+  enqueue(job: NewJob): { jobId: number; duplicate: boolean } {
+    const t = this.now();
+    const info = this.db
+      .prepare(`INSERT INTO jobs (dedupe_key, source, rule, image_path, meta, state, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`)
+      .run(job.dedupeKey, job.source, job.rule, job.imagePath, JSON.stringify(job.meta ?? {}), t, t);
+    if (info.changes === 1) return { jobId: Number(info.lastInsertRowid), duplicate: false };
+    const row = this.db.prepare('SELECT id FROM jobs WHERE dedupe_key = ?').get(job.dedupeKey) as { id: number };
+    return { jobId: row.id, duplicate: true };
+  }
+
+  isKnown(dedupeKey: string): boolean {
+    return this.db.prepare('SELECT 1 FROM jobs WHERE dedupe_key = ?').get(dedupeKey) !== undefined;
+  }
+
+  get(jobId: number): Job | undefined {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(jobId) as JobRow | undefined;
+    return r ? toJob(r) : undefined;
+  }
+
+  /** Take up to `limit` queued jobs, oldest first, leased to this process for `leaseMs`. */
+  lease(limit: number, leaseMs: number): Job[] {
+    if (limit <= 0) return [];
+    const rows = this.db
+      .prepare(`UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?, lease_until = ?, updated_at = ?
+                WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT ?) RETURNING *`)
+      .all(this.owner, this.now() + leaseMs, this.now(), limit) as JobRow[];
+    return rows.map(toJob).sort((a, b) => a.id - b.id);
+  }
+
+  /**
+   * Re-queue running jobs whose lease is dead: at start-up every lease of another owner (that process is gone),
+   * later any lease past its time. Jobs already tried `maxAttempts` times come back as `abandoned` for the caller
+   * to fail (a poison image must not crash the daemon forever).
+   */
+  recover(maxAttempts: number, startup = false): { requeued: number; abandoned: Job[] } {
+    const dead = startup
+      ? (this.db.prepare(`SELECT * FROM jobs WHERE state = 'running' AND (lease_owner IS NOT ? OR lease_until < ?)`).all(this.owner, this.now()) as JobRow[])
+      : (this.db.prepare(`SELECT * FROM jobs WHERE state = 'running' AND lease_until < ?`).all(this.now()) as JobRow[]);
+    const abandoned = dead.filter((r) => r.attempts >= maxAttempts).map(toJob);
+    const requeue = dead.filter((r) => r.attempts < maxAttempts).map((r) => r.id);
+    const stmt = this.db.prepare(`UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`);
+    this.db.transaction(() => requeue.forEach((id) => stmt.run(this.now(), id)))();
+    return { requeued: requeue.length, abandoned };
+  }
+
+  /** Record a job's outcome and the actions it causes, atomically. */
+  complete(jobId: number, outcome: string, result: unknown, actions: { kind: string; payload: Record<string, unknown> }[], failed = false): void {
+    const t = this.now();
+    const insert = this.db.prepare(`INSERT INTO outbox (job_id, seq, kind, payload, state, next_at) VALUES (?, ?, ?, ?, 'pending', ?)`);
+    this.db.transaction(() => {
+      const info = this.db
+        .prepare(`UPDATE jobs SET state = ?, outcome = ?, result = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?
+                  WHERE id = ? AND state IN ('running', 'queued')`)
+        .run(failed ? 'failed' : 'done', outcome, JSON.stringify(result), t, jobId);
+      if (info.changes !== 1) return; // completed already (a duplicate run after a lease expired): keep the first
+      actions.forEach((a, seq) => insert.run(jobId, seq, a.kind, JSON.stringify(a.payload), t));
+    })();
+  }
+
+  /** Due actions, at most one per job (the lowest pending seq: a job's actions run in order). */
+  dueActions(limit: number): Action[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM outbox o WHERE o.state = 'pending' AND o.next_at <= ?
+                AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.job_id = o.job_id AND p.seq < o.seq AND p.state = 'pending')
+                ORDER BY o.id LIMIT ?`)
+      .all(this.now(), limit) as { id: number; job_id: number; seq: number; kind: string; payload: string; attempts: number }[];
+    return rows.map((r) => ({ id: r.id, jobId: r.job_id, seq: r.seq, kind: r.kind, payload: JSON.parse(r.payload), attempts: r.attempts }));
+  }
+
+  /** Persist a decision (e.g. the destination name) before acting on it, so a retry makes the same one. */
+  updatePayload(actionId: number, payload: Record<string, unknown>): void {
+    this.db.prepare('UPDATE outbox SET payload = ? WHERE id = ?').run(JSON.stringify(payload), actionId);
+  }
+
+  /** Mark an action done; `location` records where the job's file now is (for later actions). */
+  actionDone(action: Action, location?: string): void {
+    this.db.transaction(() => {
+      this.db.prepare(`UPDATE outbox SET state = 'done', attempts = attempts + 1, last_error = NULL WHERE id = ?`).run(action.id);
+      if (location !== undefined) this.db.prepare('UPDATE jobs SET location = ?, updated_at = ? WHERE id = ?').run(location, this.now(), action.jobId);
+    })();
+  }
+
+  /** Record a failed attempt: retried at `retryAt`, or dead (kept for inspection) when `retryAt` is null. */
+  actionFailed(action: Action, error: string, retryAt: number | null): void {
+    this.db
+      .prepare(`UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = ?, next_at = COALESCE(?, next_at) WHERE id = ?`)
+      .run(error, retryAt === null ? 'dead' : 'pending', retryAt, action.id);
+  }
+
+  /** The next time an action is due, or null when none is pending. */
+  nextActionAt(): number | null {
+    const r = this.db.prepare(`SELECT MIN(next_at) AS t FROM outbox WHERE state = 'pending'`).get() as { t: number | null };
+    return r.t;
+  }
+
+  counts(): Record<JobState | 'outboxPending' | 'outboxDead', number> {
+    const c = { queued: 0, running: 0, done: 0, failed: 0, outboxPending: 0, outboxDead: 0 };
+    for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as { state: JobState; n: number }[]) c[r.state] = r.n;
+    for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM outbox GROUP BY state').all() as { state: string; n: number }[]) {
+      if (r.state === 'pending') c.outboxPending = r.n;
+      if (r.state === 'dead') c.outboxDead = r.n;
+    }
+    return c;
+  }
+
+  pluginGet(plugin: string, key: string): unknown {
+    const r = this.db.prepare('SELECT value FROM plugin_state WHERE plugin = ? AND key = ?').get(plugin, key) as { value: string } | undefined;
+    return r ? JSON.parse(r.value) : undefined;
+  }
+
+  pluginSet(plugin: string, key: string, value: unknown): void {
+    this.db.prepare('INSERT INTO plugin_state (plugin, key, value) VALUES (?, ?, ?) ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value')
+      .run(plugin, key, JSON.stringify(value));
+  }
+
+  /** Forget finished jobs older than `days` (their dedupe keys too), with their actions. */
+  prune(days: number): number {
+    const before = this.now() - days * 86_400_000;
+    return this.db
+      .prepare(`DELETE FROM jobs WHERE state IN ('done', 'failed') AND updated_at < ?
+                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state = 'pending')`)
+      .run(before).changes;
+  }
+
+  /** Quick liveness probe for /healthz. */
+  ping(): boolean {
+    try {
+      return (this.db.prepare('SELECT 1 AS ok').get() as { ok: number }).ok === 1;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,74 @@
+// The dynamic batcher: max batch, max delay, bounded queue (backpressure), in-flight limit, errors per batch.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Batcher, QueueFullError } from '../../src/core/batcher.ts';
+
+function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+describe('daemon: batcher', () => {
+  test('a full batch goes out at once, never more than maxBatch items', async () => {
+    const batches: number[][] = [];
+    const b = new Batcher<number, number>({ maxBatch: 4, maxDelayMs: 10_000, maxQueue: 100, maxInFlight: 4, run: async (xs) => (batches.push(xs), xs.map((x) => x * 2)) });
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => b.push(i)));
+    assert.deepEqual(results, [0, 2, 4, 6, 8, 10, 12, 14]);
+    assert.deepEqual(batches, [[0, 1, 2, 3], [4, 5, 6, 7]]);
+  });
+
+  test('a partial batch waits for maxDelayMs, then goes', async () => {
+    const batches: number[][] = [];
+    const b = new Batcher<number, number>({ maxBatch: 16, maxDelayMs: 30, maxQueue: 100, maxInFlight: 1, run: async (xs) => (batches.push(xs), xs) });
+    const p = [b.push(1), b.push(2), b.push(3)];
+    await new Promise((r) => setImmediate(r));
+    assert.equal(batches.length, 0, 'not sent before the delay');
+    await Promise.all(p);
+    assert.deepEqual(batches, [[1, 2, 3]]);
+  });
+
+  test('the queue is bounded: push past maxQueue throws QueueFullError, room comes back after a batch', async () => {
+    const gate = deferred();
+    const b = new Batcher<number, number>({ maxBatch: 2, maxDelayMs: 20, maxQueue: 3, maxInFlight: 1, run: async (xs) => (await gate.promise, xs) });
+    const running = [b.push(1), b.push(2)]; // a full batch: leaves at once (in flight)
+    const queued = [b.push(3), b.push(4), b.push(5)];
+    assert.equal(b.room, 0);
+    assert.throws(() => b.push(6), QueueFullError);
+    gate.resolve();
+    assert.deepEqual(await Promise.all([...running, ...queued]), [1, 2, 3, 4, 5]);
+    assert.equal(b.room, 3);
+    await b.idle();
+  });
+
+  test('at most maxInFlight batches run at once', async () => {
+    let active = 0;
+    let peak = 0;
+    const b = new Batcher<number, number>({
+      maxBatch: 2, maxDelayMs: 0, maxQueue: 100, maxInFlight: 2,
+      run: async (xs) => {
+        peak = Math.max(peak, ++active);
+        await new Promise((r) => setTimeout(r, 10));
+        active--;
+        return xs;
+      },
+    });
+    await Promise.all(Array.from({ length: 12 }, (_, i) => b.push(i)));
+    assert.equal(peak, 2);
+  });
+
+  test('a failed batch rejects only its own items; later batches still run', async () => {
+    let n = 0;
+    const b = new Batcher<number, number>({ maxBatch: 2, maxDelayMs: 50, maxQueue: 100, maxInFlight: 1, run: async (xs) => { if (n++ === 0) throw new Error('boom'); return xs; } });
+    const r = await Promise.allSettled([b.push(1), b.push(2), b.push(3), b.push(4)]);
+    assert.deepEqual(r.map((x) => x.status), ['rejected', 'rejected', 'fulfilled', 'fulfilled']);
+  });
+
+  test('onBatch reports sizes; idle() resolves when everything is done', async () => {
+    const sizes: number[] = [];
+    const b = new Batcher<number, number>({ maxBatch: 3, maxDelayMs: 5, maxQueue: 100, maxInFlight: 1, run: async (xs) => xs, onBatch: (s) => sizes.push(s) });
+    for (let i = 0; i < 7; i++) void b.push(i);
+    await b.idle();
+    assert.deepEqual(sizes, [3, 3, 1]);
+  });
+});

@@ -1,0 +1,95 @@
+// Config: YAML + ${ENV}, one schema, every problem listed with its path, frozen; the example config is valid.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { loadConfig, parseConfig } from '../../src/core/config.ts';
+import { MatchdError } from '../../src/core/errors.ts';
+import { repoRoot } from '../fixtures/packages.ts';
+
+const invalid = (yaml: string, env: NodeJS.ProcessEnv = {}) => {
+  try {
+    parseConfig(yaml, 'test.yaml', env);
+  } catch (e) {
+    assert.ok(e instanceof MatchdError);
+    assert.equal(e.code, 'MATCHD_CONFIG_INVALID');
+    return e.details!.problems as string[];
+  }
+  assert.fail('expected MATCHD_CONFIG_INVALID');
+};
+
+describe('daemon: config', () => {
+  test('minimal config gets every default', () => {
+    const c = parseConfig('rules:\n  r:\n    texts: [a red car]\n');
+    assert.equal(c.model.maxBatch, 16);
+    assert.equal(c.model.provider, 'cpu');
+    assert.equal(c.journal.path, 'var/matchd.db');
+    assert.equal(c.admin.host, '127.0.0.1');
+    assert.equal(c.rules.r!.match, 'best');
+    assert.deepEqual(c.sources, []);
+  });
+
+  test('the config is frozen', () => {
+    const c = parseConfig('rules:\n  r:\n    texts: [a]\n');
+    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.model) && Object.isFrozen(c.rules.r!.texts));
+  });
+
+  test('${VAR} and ${VAR:-default} are interpolated from the environment', () => {
+    const c = parseConfig('journal:\n  path: ${DB}\nadmin:\n  host: ${HOST:-127.0.0.2}\nrules:\n  r:\n    texts: ["${T}"]\n', 'x', { DB: '/tmp/x.db', T: 'a blue bag' });
+    assert.equal(c.journal.path, '/tmp/x.db');
+    assert.equal(c.admin.host, '127.0.0.2');
+    assert.deepEqual(c.rules.r!.texts, ['a blue bag']);
+  });
+
+  test('every problem is listed together, each with its path', () => {
+    const problems = invalid(`
+model:
+  maxBatch: -3
+  provider: tpu
+  bogus: 1
+journal:
+  path: \${MISSING_SECRET}
+rules:
+  r:
+    texts: []
+    actions:
+      adopt:
+        - teleport: { to: x }
+sources:
+  - type: folder
+    rule: nope
+  - type: folder
+    name: folder-0
+    rule: r
+`);
+    const want = [
+      /^model\.maxBatch: .*>0/,
+      /^model\.provider: /,
+      /^model: Unrecognized key.*bogus/,
+      /^journal\.path: environment variable MISSING_SECRET is not set/,
+      /^rules\.r\.texts: a rule needs at least one text/,
+      /^rules\.r\.actions\.adopt\.0/,
+      /^sources\.0\.rule: unknown rule 'nope' \(rules: r\)/,
+      /^sources\.1\.name: duplicate source name 'folder-0'/,
+    ];
+    for (const w of want) assert.ok(problems.some((p) => w.test(p)), `missing ${w} in:\n${problems.join('\n')}`);
+  });
+
+  test('no rules, broken YAML, missing file → MATCHD_CONFIG_INVALID', () => {
+    assert.ok(invalid('model: {}\n').some((p) => /rules/.test(p)));
+    assert.ok(invalid('rules: [unclosed\n').some((p) => /^YAML/.test(p)));
+    assert.throws(() => loadConfig('/nonexistent/matchd.yaml'), (e: any) => e.code === 'MATCHD_CONFIG_INVALID' && /cannot read: ENOENT/.test(e.message));
+  });
+
+  test('rule bands are checked like the manifest\'s', () => {
+    const problems = invalid('rules:\n  r:\n    texts: [a]\n    bands: { list: [{ name: a, min: 0.2 }, { name: b, min: 0.3 }] }\n');
+    assert.ok(problems.some((p) => /thresholds must decrease/.test(p)));
+  });
+
+  test('the shipped default config is valid and its published schema is current', () => {
+    const c = loadConfig(path.join(repoRoot, 'config', 'default.yaml'));
+    assert.equal(c.sources[0]!.type, 'folder');
+    const schema = JSON.parse(fs.readFileSync(path.join(repoRoot, 'config', 'config.schema.json'), 'utf8'));
+    assert.equal(schema.title, 'matchd daemon configuration');
+  });
+});
