@@ -1,9 +1,11 @@
 /** The `matchd` command: dispatch to subcommands; every failure printed with its code. */
 import { report } from './args.ts';
+import { runCommand, runUsage, validateCommand } from './run.ts';
 import { scoreCommand, scoreUsage } from './score.ts';
 
 const usage = `matchd — local image–text matching
 
+${runUsage}
 ${scoreUsage}
 matchd help`;
 
@@ -12,6 +14,10 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'score':
       return scoreCommand(rest);
+    case 'run':
+      return runCommand(rest);
+    case 'validate':
+      return validateCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -27,6 +33,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // The daemon has closed everything it owns; don't let a stray handle keep a stopped process alive.
+    if (process.argv[2] === 'run') setTimeout(() => process.exit(code), 200).unref();
   },
   (err: unknown) => {
     process.exitCode = report(err);

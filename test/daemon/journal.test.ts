@@ -1,6 +1,7 @@
 // The journal: dedupe, leases, recovery after a dead process, outbox order and retries, durability settings.
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Journal } from '../../src/core/journal.ts';
@@ -132,7 +133,10 @@ describe('daemon: journal', () => {
     j.close();
   });
 
-  test('an unwritable journal path → MATCHD_JOURNAL', () => {
-    assert.throws(() => new Journal('/proc/nope/j.db'), (e: any) => e.code === 'MATCHD_JOURNAL');
+  test('an unusable journal path → MATCHD_JOURNAL naming it', () => {
+    const file = path.join(tmpDir(), 'a-file');
+    fs.writeFileSync(file, 'x');
+    const bad = path.join(file, 'sub', 'j.db'); // a folder under a regular file
+    assert.throws(() => new Journal(bad), (e: any) => e.code === 'MATCHD_JOURNAL' && e.message.includes(bad));
   });
 });

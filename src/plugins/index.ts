@@ -1,0 +1,8 @@
+/** The built-in source plugins, registered by name. */
+import { PluginRegistry } from '../core/registry.ts';
+import { folderPlugin } from './folder/index.ts';
+
+/** A registry holding every built-in plugin. */
+export function builtinRegistry(): PluginRegistry {
+  return new PluginRegistry().register(folderPlugin);
+}
