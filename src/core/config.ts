@@ -15,13 +15,36 @@ const nonNegInt = z.number().int().min(0);
 /** Path templates may use {band}, {rule}, {source}, {outcome}. */
 const template = z.string().min(1);
 
-export const ActionSchema = z.union([
-  z.strictObject({ move: z.strictObject({ to: template }) }),
-  z.strictObject({ copy: z.strictObject({ to: template }) }),
-  z.strictObject({ sidecar: z.strictObject({ to: template.optional().describe('folder; default: next to the moved/copied file, else next to the source') }).default({}) }),
-  z.strictObject({ log: z.strictObject({ level: z.enum(['info', 'warn', 'error']).default('info') }).default({ level: 'info' }) }),
-]);
-export type ActionSpec = z.output<typeof ActionSchema>;
+/** The core's action kinds and their options. Plugins add kinds (e.g. `callback`, `tag`), checked at start-up. */
+export const CORE_ACTIONS = {
+  move: z.strictObject({ to: template }),
+  copy: z.strictObject({ to: template }),
+  sidecar: z.strictObject({ to: template.optional().describe('folder; default: next to the moved/copied file, else next to the source') }),
+  log: z.strictObject({ level: z.enum(['info', 'warn', 'error']).default('info') }),
+} as const;
+
+/** One action: `{ <kind>: <options> }`, e.g. `{ move: { to: sorted/{band} } }` or `{ sidecar: {} }`. */
+export const ActionSchema = z
+  .record(z.string(), z.unknown())
+  .superRefine((o, ctx) => {
+    const keys = Object.keys(o);
+    if (keys.length !== 1) {
+      ctx.addIssue({ code: 'custom', message: `an action is one kind with its options, like { move: { to: ... } }; got ${keys.length ? keys.join(', ') : 'nothing'}` });
+      return;
+    }
+    const kind = keys[0]!;
+    const schema = CORE_ACTIONS[kind as keyof typeof CORE_ACTIONS];
+    if (!schema) return; // a plugin's kind: checked against the plugin when sources are checked
+    const r = schema.safeParse(o[kind] ?? {});
+    if (!r.success) for (const i of r.error.issues) ctx.addIssue({ code: 'custom', path: [kind, ...i.path], message: i.message });
+  })
+  .transform((o) => {
+    const [kind, options] = Object.entries(o)[0]!;
+    const schema = CORE_ACTIONS[kind as keyof typeof CORE_ACTIONS];
+    return { kind, options: (schema ? schema.parse(options ?? {}) : (options ?? {})) as Record<string, unknown> };
+  });
+
+export type ActionSpec = { kind: string; options: Record<string, unknown> };
 
 export const RuleSchema = z.strictObject({
   texts: z.array(z.string().trim().min(1, 'empty text')).min(1, 'a rule needs at least one text'),

@@ -3,18 +3,19 @@
  * journal (done + outbox, one transaction) → action runner. SIGTERM drains: intake stops, in-flight batches
  * finish (or stay journalled for the next start), due actions run, everything closes.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { ActionRunner, type ActionHandler } from './actions/runner.ts';
 import { fileActions } from './actions/file-actions.ts';
 import { AdminServer, type Health } from './admin.ts';
 import { Batcher } from './batcher.ts';
-import { sourceName, type Config, type Rule } from './config.ts';
+import { CORE_ACTIONS, sourceName, type Config, type Rule } from './config.ts';
 import { MatchdError, isMatchdError } from './errors.ts';
 import { Journal, type Job } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Matcher, type ImageEmbedding, type TextEmbedding } from './matcher.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import type { HealthState, JobRequest, PluginContext, SourceInstance, SubmitResult } from './plugin.ts';
+import type { HealthState, JobRequest, JobView, PluginContext, SourceInstance, SubmitResult } from './plugin.ts';
 import type { PluginRegistry } from './registry.ts';
 import { decide, planActions, resultDocument, type ScoredOutcome } from './router.ts';
 import { scoreTexts } from './scoring.ts';
@@ -25,12 +26,13 @@ export interface DaemonOptions {
   baseDir: string;
   registry: PluginRegistry;
   logger?: Logger;
-  /** Extra action kinds (plugins such as S3 bring theirs). */
-  actions?: Record<string, ActionHandler>;
+  /** The clock for the journal and retry schedules (tests pass a fake one). */
+  now?: () => number;
 }
 
 interface SourceEntry {
   name: string;
+  type: string;
   instance: SourceInstance;
   health: { state: HealthState; detail?: string };
 }
@@ -43,6 +45,21 @@ export async function checkSources(config: Config, registry: PluginRegistry, bas
       const plugin = await registry.resolve(s.type, baseDir);
       const parsed = plugin.configSchema.safeParse(s.options);
       if (!parsed.success) problems.push(...zodProblems(parsed.error as never, `sources.${i}.options`));
+      // A rule's plugin actions must be ones this source's plugin carries out, with valid options.
+      const rule = config.rules[s.rule];
+      for (const [band, list] of Object.entries(rule?.actions ?? {})) {
+        list.forEach((a, k) => {
+          if (a.kind in CORE_ACTIONS) return;
+          const schema = plugin.actionSchemas?.[a.kind];
+          const at = `rules.${s.rule}.actions.${band}.${k}.${a.kind}`;
+          if (!schema) {
+            problems.push(`${at}: unknown action for source '${sourceName(s, i)}' (${s.type}); it can use ${[...Object.keys(CORE_ACTIONS), ...Object.keys(plugin.actionSchemas ?? {})].join(', ')}`);
+            return;
+          }
+          const r = schema.safeParse(a.options);
+          if (!r.success) problems.push(...zodProblems(r.error as never, at));
+        });
+      }
     } catch (err) {
       problems.push(`sources.${i}.type: ${(err as Error).message}`);
     }
@@ -63,6 +80,8 @@ export class Daemon {
   private readonly sources: SourceEntry[] = [];
   private readonly ruleTexts = new Map<string, TextEmbedding[]>();
   private readonly intake = new AbortController();
+  private readonly jobWaiters = new Map<string, (() => void)[]>();
+  private readonly now: () => number;
   private pumpTimer: NodeJS.Timeout | undefined;
   private pumpQueued = false;
   private stopping = false;
@@ -71,6 +90,7 @@ export class Daemon {
 
   private constructor(readonly config: Config, private readonly opts: DaemonOptions) {
     this.log = opts.logger ?? createLogger({ level: config.log.level });
+    this.now = opts.now ?? Date.now;
   }
 
   /** Start everything in order; on any failure, what was started is stopped again and the error rethrown. */
@@ -92,7 +112,7 @@ export class Daemon {
   private async boot(): Promise<void> {
     const c = this.config;
     await checkSources(c, this.opts.registry, this.opts.baseDir);
-    this.journal = new Journal(this.resolve(c.journal.path));
+    this.journal = new Journal(this.resolve(c.journal.path), this.now);
     this.matcher = await Matcher.open(this.resolve(c.model.dir), {
       engine: { provider: c.model.provider, fallbackToCpu: c.model.fallbackToCpu, intraOpThreads: c.model.intraOpThreads, logger: this.log.child({ component: 'engine' }) },
       maxBatch: c.model.maxBatch,
@@ -112,7 +132,14 @@ export class Daemon {
         this.metrics.computeSeconds.observe(ms / 1000);
       },
     });
-    this.runner = new ActionRunner(this.journal, { ...fileActions, ...this.opts.actions }, this.log.child({ component: 'actions' }), this.metrics);
+    const core: Record<string, ActionHandler> = fileActions;
+    this.runner = new ActionRunner(
+      this.journal,
+      (a, job) => core[a.kind] ?? this.sources.find((s) => s.name === job?.source)?.instance.actions?.[a.kind],
+      this.log.child({ component: 'actions' }),
+      this.metrics,
+      { now: this.now },
+    );
 
     const { requeued, abandoned } = this.journal.recover(c.journal.maxAttempts, true);
     if (requeued) this.log.info({ requeued }, 're-queued jobs left running by a previous process');
@@ -138,7 +165,7 @@ export class Daemon {
       const name = sourceName(s, i);
       const plugin = await this.opts.registry.resolve(s.type, this.opts.baseDir);
       const options = plugin.configSchema.parse(s.options);
-      const entry: SourceEntry = { name, instance: undefined as never, health: { state: 'ok' } };
+      const entry: SourceEntry = { name, type: s.type, instance: undefined as never, health: { state: 'ok' } };
       try {
         entry.instance = await plugin.create(this.context(name, s.rule, entry), options);
         this.sources.push(entry);
@@ -165,8 +192,48 @@ export class Daemon {
         entry.health = { state, ...(detail ? { detail } : {}) };
       },
       resolvePath: (p) => this.resolve(p),
+      getJob: (id) => this.jobView(id),
+      waitForJob: (id, ms) => this.waitForJob(id, ms),
+      spoolDir: this.spoolDir(name),
       signal: this.intake.signal,
     };
+  }
+
+  private spoolDir(source: string): string {
+    const dir = path.join(path.dirname(this.resolve(this.config.journal.path)), 'spool', source);
+    fs.mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  /** A job as sources may see it. */
+  jobView(id: string): JobView | undefined {
+    const n = Number(id);
+    const job = Number.isSafeInteger(n) && n > 0 ? this.journal.get(n) : undefined;
+    if (!job) return undefined;
+    return {
+      id: String(job.id), state: job.state, source: job.source, rule: job.rule, outcome: job.outcome,
+      result: (job.result as Record<string, unknown> | null) ?? null, meta: job.meta, createdAt: job.createdAt,
+    };
+  }
+
+  private waitForJob(id: string, timeoutMs: number): Promise<JobView | undefined> {
+    const now = this.jobView(id);
+    if (!now || now.state === 'done' || now.state === 'failed' || timeoutMs <= 0) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const waiters = this.jobWaiters.get(id) ?? [];
+      const done = () => {
+        clearTimeout(timer);
+        resolve(this.jobView(id));
+      };
+      const timer = setTimeout(() => {
+        const list = this.jobWaiters.get(id)?.filter((w) => w !== done) ?? [];
+        if (list.length) this.jobWaiters.set(id, list);
+        else this.jobWaiters.delete(id);
+        resolve(this.jobView(id));
+      }, timeoutMs);
+      waiters.push(done);
+      this.jobWaiters.set(id, waiters);
+    });
   }
 
   /** A source hands over a job: journalled durably before this returns, or refused with a reason. */
@@ -181,7 +248,8 @@ export class Daemon {
       this.metrics.submits.inc({ source, result: 'backpressure' });
       return { accepted: false, reason: 'backpressure', retryAfterMs: 1000, message: `the queue is full (${this.config.model.queueSize} jobs)` };
     }
-    const { jobId, duplicate } = this.journal.enqueue({ dedupeKey: req.dedupeKey, source, rule, imagePath: req.image.path, meta: req.meta });
+    const extra = { ...(req.actions?.length ? { actions: req.actions } : {}), ...(req.image.temporary ? { temporary: true } : {}) };
+    const { jobId, duplicate } = this.journal.enqueue({ dedupeKey: req.dedupeKey, source, rule, imagePath: req.image.path, meta: req.meta, extra });
     this.metrics.submits.inc({ source, result: duplicate ? 'duplicate' : 'accepted' });
     if (!duplicate) this.pump();
     return { accepted: true, jobId: String(jobId), duplicate };
@@ -243,6 +311,21 @@ export class Daemon {
     this.journal.complete(job.id, o.outcome, doc, planActions(rule, job, o, doc, this.opts.baseDir), failed);
     this.metrics.jobs.inc({ outcome: o.outcome });
     this.runner.kick();
+    const waiters = this.jobWaiters.get(String(job.id));
+    if (waiters) {
+      this.jobWaiters.delete(String(job.id));
+      waiters.forEach((w) => w());
+    }
+  }
+
+  /** Look for due actions now (tests with a fake clock call this after moving it). */
+  kickActions(): void {
+    this.runner?.kick();
+  }
+
+  /** The journal, for tools and tests that inspect state (read-mostly). */
+  get journalForTools(): Journal {
+    return this.journal;
   }
 
   health(): Health {

@@ -18,6 +18,8 @@ export interface Job {
   rule: string;
   imagePath: string;
   meta: Record<string, unknown>;
+  /** Per-job extras from the source: actions added to the rule's, and whether the image file is a temporary copy. */
+  extra: JobExtra;
   state: JobState;
   attempts: number;
   outcome: string | null;
@@ -35,12 +37,18 @@ export interface Action {
   attempts: number;
 }
 
+export interface JobExtra {
+  actions?: { kind: string; options?: Record<string, unknown> }[];
+  temporary?: boolean;
+}
+
 export interface NewJob {
   dedupeKey: string;
   source: string;
   rule: string;
   imagePath: string;
   meta?: Record<string, unknown>;
+  extra?: JobExtra;
 }
 
 const SCHEMA = `
@@ -51,6 +59,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   rule TEXT NOT NULL,
   image_path TEXT NOT NULL,
   meta TEXT NOT NULL DEFAULT '{}',
+  extra TEXT NOT NULL DEFAULT '{}',
   state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
   attempts INTEGER NOT NULL DEFAULT 0,
   lease_owner TEXT,
@@ -85,13 +94,13 @@ PRAGMA user_version = 1;
 `;
 
 interface JobRow {
-  id: number; dedupe_key: string; source: string; rule: string; image_path: string; meta: string; state: JobState;
+  id: number; dedupe_key: string; source: string; rule: string; image_path: string; meta: string; extra: string; state: JobState;
   attempts: number; outcome: string | null; result: string | null; location: string | null; created_at: number;
 }
 
 function toJob(r: JobRow): Job {
   return {
-    id: r.id, dedupeKey: r.dedupe_key, source: r.source, rule: r.rule, imagePath: r.image_path, meta: JSON.parse(r.meta),
+    id: r.id, dedupeKey: r.dedupe_key, source: r.source, rule: r.rule, imagePath: r.image_path, meta: JSON.parse(r.meta), extra: JSON.parse(r.extra),
     state: r.state, attempts: r.attempts, outcome: r.outcome, result: r.result ? JSON.parse(r.result) : null,
     location: r.location, createdAt: r.created_at,
   };
@@ -120,9 +129,9 @@ export class Journal {
   enqueue(job: NewJob): { jobId: number; duplicate: boolean } {
     const t = this.now();
     const info = this.db
-      .prepare(`INSERT INTO jobs (dedupe_key, source, rule, image_path, meta, state, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`)
-      .run(job.dedupeKey, job.source, job.rule, job.imagePath, JSON.stringify(job.meta ?? {}), t, t);
+      .prepare(`INSERT INTO jobs (dedupe_key, source, rule, image_path, meta, extra, state, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`)
+      .run(job.dedupeKey, job.source, job.rule, job.imagePath, JSON.stringify(job.meta ?? {}), JSON.stringify(job.extra ?? {}), t, t);
     if (info.changes === 1) return { jobId: Number(info.lastInsertRowid), duplicate: false };
     const row = this.db.prepare('SELECT id FROM jobs WHERE dedupe_key = ?').get(job.dedupeKey) as { id: number };
     return { jobId: row.id, duplicate: true };
@@ -205,6 +214,36 @@ export class Journal {
     this.db
       .prepare(`UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = ?, next_at = COALESCE(?, next_at) WHERE id = ?`)
       .run(error, retryAt === null ? 'dead' : 'pending', retryAt, action.id);
+  }
+
+  /**
+   * Make finished or dead actions of `kind` due again (e.g. `matchd replay`): for one job, or for every job
+   * finished since `sinceMs`. Returns how many. A running daemon picks them up within a second.
+   */
+  replay(kind: string, which: { jobId: number } | { sinceMs: number }): number {
+    const t = this.now();
+    if ('jobId' in which) {
+      return this.db.prepare(`UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?, last_error = NULL WHERE kind = ? AND job_id = ? AND state != 'pending'`)
+        .run(t, kind, which.jobId).changes;
+    }
+    return this.db
+      .prepare(`UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?, last_error = NULL WHERE kind = ? AND state != 'pending'
+                AND job_id IN (SELECT id FROM jobs WHERE updated_at >= ?)`)
+      .run(t, kind, which.sinceMs).changes;
+  }
+
+  /** The actions of one job, in order, with their state (for status endpoints and tests). */
+  actionsOf(jobId: number): (Action & { state: string; lastError: string | null })[] {
+    const rows = this.db.prepare('SELECT * FROM outbox WHERE job_id = ? ORDER BY seq').all(jobId) as {
+      id: number; job_id: number; seq: number; kind: string; payload: string; attempts: number; state: string; last_error: string | null;
+    }[];
+    return rows.map((r) => ({ id: r.id, jobId: r.job_id, seq: r.seq, kind: r.kind, payload: JSON.parse(r.payload), attempts: r.attempts, state: r.state, lastError: r.last_error }));
+  }
+
+  /** The job journalled under a dedupe key. */
+  byDedupeKey(key: string): Job | undefined {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE dedupe_key = ?').get(key) as JobRow | undefined;
+    return r ? toJob(r) : undefined;
   }
 
   /** The next time an action is due, or null when none is pending. */

@@ -4,18 +4,42 @@
  * core's internals, another plugin, or the addon.
  */
 import type { ZodType } from 'zod';
+import type { ActionHandler } from './actions/runner.ts';
 import type { Logger } from './log.ts';
+
+export type { ActionHandler } from './actions/runner.ts';
+export type { ActionContext, ActionResult } from './actions/file-actions.ts';
+export { PermanentActionError, RetryLaterError } from './actions/file-actions.ts';
 
 /** What a source hands to the core: one image to score under one rule. */
 export interface JobRequest {
   /** Same key → same job: a repeat submit is recognised and not scored again. */
   dedupeKey: string;
-  /** The image, as a local file path (sources that fetch remote bytes spool them to a file first). */
-  image: { path: string };
+  /**
+   * The image, as a local file path. Sources that receive bytes (uploads, S3 objects) spool them to a file in
+   * `ctx.spoolDir` first and set `temporary`: the core deletes it once the job's actions are done.
+   */
+  image: { path: string; temporary?: boolean };
   /** A rule name from the config (defaults to the source instance's configured rule). */
   rule?: string;
   /** Free-form details kept with the job and passed to actions (e.g. the original relative path). */
   meta?: Record<string, unknown>;
+  /** Actions this job gets whatever its outcome, after the rule's (e.g. a callback to the URL the caller gave). */
+  actions?: { kind: string; options?: Record<string, unknown> }[];
+}
+
+/** What a source may see of a job. */
+export interface JobView {
+  id: string;
+  state: 'queued' | 'running' | 'done' | 'failed';
+  source: string;
+  rule: string;
+  /** Band name, or `error`, once scored. */
+  outcome: string | null;
+  /** The result document (the sidecar's content) once scored. */
+  result: Record<string, unknown> | null;
+  meta: Record<string, unknown>;
+  createdAt: number;
 }
 
 export type SubmitResult =
@@ -41,6 +65,12 @@ export interface PluginContext {
   readonly state: PluginState;
   /** Report this source's health; shown on /healthz. */
   setHealth(state: HealthState, detail?: string): void;
+  /** Look a job up by the id `submit` returned. */
+  getJob(jobId: string): JobView | undefined;
+  /** Resolves with the job once it is done or failed, or with its current view after `timeoutMs`. */
+  waitForJob(jobId: string, timeoutMs: number): Promise<JobView | undefined>;
+  /** A folder for this source's temporary files (created, survives restarts, inside the journal's folder). */
+  readonly spoolDir: string;
   /** Resolve a path from this plugin's options the way the config's own paths are (relative to the config file). */
   resolvePath(p: string): string;
   /** Aborted when the daemon stops intake. */
@@ -51,6 +81,11 @@ export interface SourceInstance {
   start(): Promise<void>;
   /** Stop intake and release resources; jobs already submitted are the core's. */
   stop(): Promise<void>;
+  /**
+   * Action kinds this instance carries out for its own jobs (e.g. `callback`, `tag`). Rules name them like the
+   * core's (`- tag: { ... }`); the core journals them and calls the handler of the instance that submitted the job.
+   */
+  actions?: Record<string, ActionHandler>;
 }
 
 export interface SourcePlugin<C = unknown> {
@@ -58,6 +93,8 @@ export interface SourcePlugin<C = unknown> {
   readonly name: string;
   /** Validates this plugin's `options` block. */
   readonly configSchema: ZodType<C>;
+  /** The action kinds its instances provide, with the schema of each one's options in a rule (checked at start-up). */
+  readonly actionSchemas?: Record<string, ZodType>;
   create(ctx: PluginContext, config: C): SourceInstance | Promise<SourceInstance>;
 }
 

@@ -3,7 +3,7 @@
  * outcome into the concrete actions to journal, with path templates resolved.
  */
 import path from 'node:path';
-import type { ActionSpec, Rule } from './config.ts';
+import type { Rule } from './config.ts';
 import type { Job } from './journal.ts';
 import type { TextScore } from './scoring.ts';
 
@@ -42,14 +42,26 @@ export function resultDocument(job: Job, o: ScoredOutcome, model: { name: string
   };
 }
 
-/** The actions for an outcome: the rule's list for that band (or `error`), else its `default` list. */
+/**
+ * The actions for an outcome: the rule's list for that band (or `error`), else its `default` list; then the job's
+ * own extra actions; then, for a temporary image copy, its deletion. Paths in core actions are resolved here.
+ */
 export function planActions(rule: Rule, job: Job, o: ScoredOutcome, doc: Record<string, unknown>, baseDir: string): { kind: string; payload: Record<string, unknown> }[] {
-  const specs: ActionSpec[] = rule.actions[o.outcome] ?? rule.actions.default ?? [];
+  const specs = [...(rule.actions[o.outcome] ?? rule.actions.default ?? []), ...(job.extra.actions ?? []).map((a) => ({ kind: a.kind, options: a.options ?? {} }))];
   const vars = { band: o.outcome, outcome: o.outcome, rule: job.rule, source: job.source };
-  return specs.map((spec) => {
-    if ('move' in spec) return { kind: 'move', payload: { src: job.imagePath, dir: fill(spec.move.to, vars, baseDir) } };
-    if ('copy' in spec) return { kind: 'copy', payload: { src: job.imagePath, dir: fill(spec.copy.to, vars, baseDir) } };
-    if ('sidecar' in spec) return { kind: 'sidecar', payload: { ...(spec.sidecar.to ? { dir: fill(spec.sidecar.to, vars, baseDir) } : {}), doc } };
-    return { kind: 'log', payload: { level: spec.log.level, doc } };
+  const planned: { kind: string; payload: Record<string, unknown> }[] = specs.map(({ kind, options }) => {
+    switch (kind) {
+      case 'move':
+      case 'copy':
+        return { kind, payload: { src: job.imagePath, dir: fill(String(options.to), vars, baseDir) } };
+      case 'sidecar':
+        return { kind, payload: { ...(options.to ? { dir: fill(String(options.to), vars, baseDir) } : {}), doc } };
+      case 'log':
+        return { kind, payload: { level: options.level ?? 'info', doc } };
+      default: // a plugin's kind: its options and the result, for the source's own handler
+        return { kind, payload: { options, doc } };
+    }
   });
+  if (job.extra.temporary) planned.push({ kind: 'discard', payload: { path: job.imagePath } });
+  return planned;
 }

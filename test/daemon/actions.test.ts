@@ -9,7 +9,10 @@ import { cleanupTmpDirs, tmpDir } from '../fixtures/models.ts';
 
 function ctx(location: string, jobId = 7) {
   const remembered: Record<string, unknown>[] = [];
-  const c: ActionContext = { jobId, location, remember: (p) => remembered.push(p), log: silentLogger() };
+  const c: ActionContext = {
+    jobId, location, remember: (p) => remembered.push(p), log: silentLogger(), attempt: 1, now: Date.now,
+    job: { source: 's', rule: 'r', imagePath: location, meta: {}, outcome: 'adopt', result: null, createdAt: 0 },
+  };
   return { c, remembered };
 }
 

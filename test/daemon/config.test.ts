@@ -54,7 +54,9 @@ rules:
     texts: []
     actions:
       adopt:
+        - move: {}
         - teleport: { to: x }
+          copy: { to: y }
 sources:
   - type: folder
     rule: nope
@@ -68,7 +70,8 @@ sources:
       /^model: Unrecognized key.*bogus/,
       /^journal\.path: environment variable MISSING_SECRET is not set/,
       /^rules\.r\.texts: a rule needs at least one text/,
-      /^rules\.r\.actions\.adopt\.0/,
+      /^rules\.r\.actions\.adopt\.0\.move\.to/,
+      /^rules\.r\.actions\.adopt\.1: an action is one kind/,
       /^sources\.0\.rule: unknown rule 'nope' \(rules: r\)/,
       /^sources\.1\.name: duplicate source name 'folder-0'/,
     ];

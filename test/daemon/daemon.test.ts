@@ -138,6 +138,17 @@ describe('daemon: plugins', () => {
     assert.deepEqual((globalThis as { __lifecycle?: string[] }).__lifecycle, ['create a (a)', 'start a', 'create b (b)', 'start b', 'stop b', 'stop a']);
   });
 
+  test('a rule action no source of that rule provides is refused at start-up, naming the kinds it could use', async () => {
+    const ws = workspace({
+      rules: { colours: { texts: ['red'], actions: { adopt: [{ tag: { key: 'x' } }] } } },
+    });
+    await assert.rejects(start(ws), (e: unknown) => {
+      assert.ok(e instanceof MatchdError && e.code === 'MATCHD_CONFIG_INVALID', String(e));
+      assert.match(e.message, /rules\.colours\.actions\.adopt\.0\.tag: unknown action for source 'inbox' \(folder\); it can use move, copy, sidecar, log/);
+      return true;
+    });
+  });
+
   test('bad plugin options and unknown types are listed together as MATCHD_CONFIG_INVALID', async () => {
     const ws = workspace({ sources: [
       { type: lifecycle, rule: 'colours', options: { tag: 3 } },

@@ -2,7 +2,7 @@
  * The core's actions: move, copy, sidecar, log. Each is idempotent: re-running one after a crash finds the
  * work done (or half done) and finishes it, never duplicating an output.
  */
-import { unlink } from 'node:fs/promises';
+import { rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { MatchdError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -11,6 +11,12 @@ import { copyFile, exists, moveFile, sameContent, uniqueName, writeFileAtomic } 
 /** What an action may read and record while it runs. */
 export interface ActionContext {
   jobId: number;
+  /** The job as journalled: source, rule, meta, outcome and the result document. */
+  job: { source: string; rule: string; imagePath: string; meta: Record<string, unknown>; outcome: string | null; result: Record<string, unknown> | null; createdAt: number };
+  /** 1 for the first try. */
+  attempt: number;
+  /** The clock the runner schedules with (a fake one in tests). */
+  now(): number;
   /** Where the job's file is now (after an earlier move/copy), else its original path. */
   location: string;
   /** Persist a decision (like the destination name) before acting, so a retry makes the same one. */
@@ -24,6 +30,13 @@ export type ActionResult = { location?: string };
 /** A failure that retrying cannot fix (the action goes straight to dead). */
 export class PermanentActionError extends MatchdError {
   constructor(message: string) {
+    super('MATCHD_ACTION_FAILED', message);
+  }
+}
+
+/** A failure to retry after a delay the action chose itself (its own schedule, or a server's Retry-After). */
+export class RetryLaterError extends MatchdError {
+  constructor(message: string, readonly retryAfterMs: number) {
     super('MATCHD_ACTION_FAILED', message);
   }
 }
@@ -74,6 +87,12 @@ export const fileActions = {
   async sidecar(p: Record<string, unknown>, ctx: ActionContext): Promise<ActionResult> {
     const dir = typeof p.dir === 'string' ? p.dir : path.dirname(ctx.location);
     await writeFileAtomic(path.join(dir, `${path.basename(ctx.location)}.json`), JSON.stringify(p.doc, null, 2) + '\n');
+    return {};
+  },
+
+  /** Delete the job's temporary image copy (spooled upload or download) once everything else is done. */
+  async discard(p: Record<string, unknown>): Promise<ActionResult> {
+    await rm(String(p.path), { force: true });
     return {};
   },
 

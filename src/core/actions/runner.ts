@@ -3,15 +3,17 @@
  * marking an action dead (kept in the journal, counted in metrics) when retrying cannot help.
  */
 import { MatchdError } from '../errors.ts';
-import type { Action, Journal } from '../journal.ts';
+import type { Action, Job, Journal } from '../journal.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { PermanentActionError, type ActionContext, type ActionResult } from './file-actions.ts';
+import { PermanentActionError, RetryLaterError, type ActionContext, type ActionResult } from './file-actions.ts';
 
 export type ActionHandler = (payload: Record<string, unknown>, ctx: ActionContext) => Promise<ActionResult>;
 
 export interface RunnerOptions {
   concurrency?: number;
+  /** Clock for scheduling retries (tests pass a fake one). */
+  now?: () => number;
   /** Delay before attempt n+1 (the last value repeats). */
   backoffMs?: number[];
   maxAttempts?: number;
@@ -26,10 +28,12 @@ export class ActionRunner {
   private readonly concurrency: number;
   private readonly backoff: number[];
   private readonly maxAttempts: number;
+  private readonly now: () => number;
 
   constructor(
     private readonly journal: Journal,
-    private readonly handlers: Record<string, ActionHandler>,
+    /** Handlers by kind; a function is asked per action (plugin kinds belong to the job's source). */
+    private readonly handlers: (a: Action, job: Job | undefined) => ActionHandler | undefined,
     private readonly log: Logger,
     private readonly metrics?: Metrics,
     opts: RunnerOptions = {},
@@ -37,6 +41,7 @@ export class ActionRunner {
     this.concurrency = opts.concurrency ?? 4;
     this.backoff = opts.backoffMs ?? [1_000, 5_000, 30_000, 120_000, 600_000];
     this.maxAttempts = opts.maxAttempts ?? 10;
+    this.now = opts.now ?? Date.now;
   }
 
   start(): void {
@@ -70,7 +75,7 @@ export class ActionRunner {
       this.metrics?.outboxPending.set(this.journal.counts().outboxPending);
       if (!this.stopped) {
         const next = this.journal.nextActionAt();
-        const wait = next === null ? 1_000 : Math.max(0, Math.min(1_000, next - Date.now()));
+        const wait = next === null ? 1_000 : Math.max(0, Math.min(1_000, next - this.now()));
         this.timer = setTimeout(() => void this.tick(), wait);
       }
       if (this.journal.nextActionAt() === null || this.stopped) this.idleWaiters.splice(0).forEach((f) => f());
@@ -78,10 +83,16 @@ export class ActionRunner {
   }
 
   private async runOne(a: Action): Promise<void> {
-    const handler = this.handlers[a.kind];
     const job = this.journal.get(a.jobId);
+    const handler = this.handlers(a, job);
     const ctx: ActionContext = {
       jobId: a.jobId,
+      job: {
+        source: job?.source ?? '', rule: job?.rule ?? '', imagePath: job?.imagePath ?? '', meta: job?.meta ?? {},
+        outcome: job?.outcome ?? null, result: (job?.result as Record<string, unknown> | null) ?? null, createdAt: job?.createdAt ?? 0,
+      },
+      attempt: a.attempts + 1,
+      now: this.now,
       location: job?.location ?? job?.imagePath ?? '',
       remember: (payload) => {
         a.payload = payload;
@@ -90,15 +101,18 @@ export class ActionRunner {
       log: this.log,
     };
     try {
-      if (!handler) throw new PermanentActionError(`no handler for action '${a.kind}'`);
+      if (!handler) throw new PermanentActionError(`no handler for action '${a.kind}' (source '${job?.source}' provides none)`);
       const result = await handler(a.payload, ctx);
       this.journal.actionDone(a, result.location);
       this.metrics?.actions.inc({ kind: a.kind, result: 'done' });
     } catch (err) {
       const attempt = a.attempts + 1;
-      const permanent = err instanceof PermanentActionError || attempt >= this.maxAttempts;
+      // An action that schedules its own retries decides when to give up (it throws PermanentActionError then).
+      const own = err instanceof RetryLaterError;
+      const permanent = err instanceof PermanentActionError || (!own && attempt >= this.maxAttempts);
       const message = (err as Error).message;
-      const retryAt = permanent ? null : Date.now() + this.backoff[Math.min(attempt - 1, this.backoff.length - 1)]!;
+      const delay = own ? err.retryAfterMs : this.backoff[Math.min(attempt - 1, this.backoff.length - 1)]!;
+      const retryAt = permanent ? null : this.now() + delay;
       this.journal.actionFailed(a, message, retryAt);
       this.metrics?.actions.inc({ kind: a.kind, result: permanent ? 'dead' : 'retry' });
       this.metrics?.errors.inc({ code: err instanceof MatchdError ? err.code : 'MATCHD_ACTION_FAILED' });
