@@ -59,7 +59,7 @@ describe('daemon: main job', () => {
     fs.writeFileSync(path.join(ws.inbox, 'notes.jpg'), 'this is text, not a JPEG');
     fs.writeFileSync(path.join(ws.inbox, 'empty.png'), '');
     fs.writeFileSync(path.join(ws.inbox, 'bomb.png'), pngBomb(50_000, 50_000)); // a header claiming 50000×50000
-    await waitFor(() => (outputs(ws).error?.length ?? 0) === 3, 'three files in error');
+    await waitFor(() => listFiles(path.join(ws.sorted, 'error')).length === 6, 'three files in error, each with its sidecar');
     const code = (f: string) => JSON.parse(fs.readFileSync(path.join(ws.sorted, 'error', `${f}.json`), 'utf8')).error.code;
     assert.equal(code('notes.jpg'), 'MATCHD_IMAGE_UNSUPPORTED');
     assert.equal(code('empty.png'), 'MATCHD_IMAGE_DECODE');
