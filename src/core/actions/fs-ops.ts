@@ -74,6 +74,16 @@ async function linkNoClobber(from: string, dest: string): Promise<void> {
   await fsp.link(from, dest);
 }
 
+/** Copy through an fsynced temp file beside `dest`, then claim `dest` with link() (EEXIST if taken). */
+async function copyNoClobber(src: string, dest: string): Promise<void> {
+  const tmp = await stageCopy(src, dest);
+  try {
+    await linkNoClobber(tmp, dest);
+  } finally {
+    await fsp.rm(tmp, { force: true });
+  }
+}
+
 /** Move without overwriting: link + unlink on one device, fsynced copy + link + unlink across devices. */
 export async function moveFile(src: string, dest: string): Promise<void> {
   try {
@@ -81,12 +91,7 @@ export async function moveFile(src: string, dest: string): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'ENOTSUP') throw err;
-    const tmp = await stageCopy(src, dest);
-    try {
-      await linkNoClobber(tmp, dest);
-    } finally {
-      await fsp.rm(tmp, { force: true });
-    }
+    await copyNoClobber(src, dest);
   }
   await fsyncDir(path.dirname(dest));
   await fsp.unlink(src);
@@ -95,12 +100,7 @@ export async function moveFile(src: string, dest: string): Promise<void> {
 
 /** Copy without overwriting, through an fsynced temp file. */
 export async function copyFile(src: string, dest: string): Promise<void> {
-  const tmp = await stageCopy(src, dest);
-  try {
-    await linkNoClobber(tmp, dest);
-  } finally {
-    await fsp.rm(tmp, { force: true });
-  }
+  await copyNoClobber(src, dest);
   await fsyncDir(path.dirname(dest));
 }
 
