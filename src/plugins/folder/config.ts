@@ -15,6 +15,7 @@ export const FolderConfigSchema = z.strictObject(
       })
       .min(1, 'paths needs at least one folder'),
     recursive: bool('recursive').default(false),
+    create: bool('create').default(false).describe('create missing folders at start (else a missing folder is an error)'),
     ignore: z
       .array(z.string({ error: 'ignore must hold glob strings' }).min(1, 'ignore must not hold an empty glob'), { error: 'ignore must be a list of globs' })
       .default([])

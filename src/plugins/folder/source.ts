@@ -63,6 +63,7 @@ export class FolderSource implements SourceInstance {
   }
 
   private async doStart(): Promise<void> {
+    if (this.config.create) await Promise.all(this.roots.map((r) => fs.mkdir(r, { recursive: true })));
     const problems = (await Promise.all(this.roots.map((r) => checkRoot(r)))).filter((p): p is string => !!p);
     if (problems.length) throw new Error(`folder source '${this.ctx.name}': ${problems.join('; ')}`);
     if (this.abort.signal.aborted) return;

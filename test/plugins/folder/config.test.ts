@@ -1,6 +1,6 @@
 // Folder source config: defaults, errors that name the field, unusable roots refused at start().
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { assertPlugin } from '../../../src/core/plugin.ts';
@@ -28,6 +28,7 @@ describe('folder source: config', () => {
     assert.deepEqual(c, {
       paths: ['in'],
       recursive: false,
+      create: false,
       ignore: [],
       extensions: [...DEFAULT_EXTENSIONS],
       stabilityMs: 1000,
@@ -69,6 +70,15 @@ describe('folder source: config', () => {
     const missing = path.join(dir, 'nope');
     const src = await folderPlugin.create(fakeContext(), FolderConfigSchema.parse({ paths: [dir, missing] }));
     await assert.rejects(src.start(), (e: Error) => e.message.includes(missing) && /does not exist/.test(e.message));
+    await src.stop();
+  });
+
+  test('create: true makes a missing root (nested) and watches it', async () => {
+    const dir = tmpDir('matchd-folder-');
+    const missing = path.join(dir, 'a', 'inbox');
+    const src = await folderPlugin.create(fakeContext(), FolderConfigSchema.parse({ paths: [missing], create: true }));
+    await src.start();
+    assert.ok(statSync(missing).isDirectory());
     await src.stop();
   });
 
