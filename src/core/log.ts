@@ -1,5 +1,6 @@
-/** pino logging: pretty-ish lines on a TTY would need pino-pretty, so JSON everywhere, secrets redacted. */
+/** pino logging: readable lines on a terminal (pino-pretty), JSON lines otherwise; secrets redacted either way. */
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
@@ -18,7 +19,7 @@ export interface LogOptions {
 export function createLogger({ level = 'info', destination }: LogOptions = {}): Logger {
   return pino(
     { level, base: { name: 'matchd' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime },
-    destination ?? pino.destination({ dest: 1, sync: false }),
+    destination ?? (process.stdout.isTTY ? pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name' }) : pino.destination({ dest: 1, sync: false })),
   );
 }
 
