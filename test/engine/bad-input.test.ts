@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { openSession } from '../fixtures/engine.ts';
 import { InferenceSession } from '../../src/core/engine.ts';
 import { MatchdError } from '../../src/core/errors.ts';
 import { affineModel, cleanupTmpDirs, staticShapeModel, mixedTypesModel, tmpDir, writeCorruptModel } from '../fixtures/models.ts';
@@ -22,8 +23,8 @@ describe('engine: bad input', () => {
 
   before(async () => {
     dir = tmpDir();
-    affine = await InferenceSession.open(affineModel(dir).path);
-    fixed = await InferenceSession.open(staticShapeModel(dir).path);
+    affine = await openSession(affineModel(dir).path);
+    fixed = await openSession(staticShapeModel(dir).path);
   });
   after(() => {
     affine.dispose();
@@ -33,15 +34,15 @@ describe('engine: bad input', () => {
 
   test('missing model file → MATCHD_MODEL_LOAD naming the path', async () => {
     const missing = path.join(dir, 'nope.onnx');
-    await assert.rejects(InferenceSession.open(missing), code('MATCHD_MODEL_LOAD', /nope\.onnx/));
+    await assert.rejects(openSession(missing), code('MATCHD_MODEL_LOAD', /nope\.onnx/));
   });
 
   test('corrupt model file → MATCHD_MODEL_LOAD', async () => {
-    await assert.rejects(InferenceSession.open(writeCorruptModel(dir)), code('MATCHD_MODEL_LOAD', /corrupt\.onnx/));
+    await assert.rejects(openSession(writeCorruptModel(dir)), code('MATCHD_MODEL_LOAD', /corrupt\.onnx/));
   });
 
   test('a directory instead of a model → MATCHD_MODEL_LOAD', async () => {
-    await assert.rejects(InferenceSession.open(dir), code('MATCHD_MODEL_LOAD'));
+    await assert.rejects(openSession(dir), code('MATCHD_MODEL_LOAD'));
   });
 
   test('wrong TypedArray for the declared type → MATCHD_BAD_INPUT', async () => {
@@ -88,7 +89,7 @@ describe('engine: bad input', () => {
   });
 
   test('missing input → MATCHD_BAD_INPUT', async () => {
-    const mixed = await InferenceSession.open(mixedTypesModel(dir).path);
+    const mixed = await openSession(mixedTypesModel(dir).path);
     await assert.rejects(
       mixed.run({ a: { type: 'int32', dims: [1, 3], data: new Int32Array(3) } }),
       code('MATCHD_BAD_INPUT', /missing input 'b'/),
@@ -103,7 +104,7 @@ describe('engine: bad input', () => {
   });
 
   test('run after dispose → MATCHD_SESSION_DISPOSED; dispose twice is harmless', async () => {
-    const s = await InferenceSession.open(affineModel(dir).path);
+    const s = await openSession(affineModel(dir).path);
     s.dispose();
     s.dispose();
     await assert.rejects(s.run({ x: x([1, 8]) }), code('MATCHD_SESSION_DISPOSED'));
@@ -113,7 +114,7 @@ describe('engine: bad input', () => {
   test('bad options are all listed in one MATCHD_BAD_OPTION', async () => {
     const model = affineModel(dir).path;
     await assert.rejects(
-      InferenceSession.open(model, { intraOpThreads: -3, provider: 'tpu' as never, graphOptimizationLevel: 'max' as never, spin: true } as never),
+      openSession(model, { intraOpThreads: -3, provider: 'tpu' as never, graphOptimizationLevel: 'max' as never, spin: true } as never),
       (e: unknown) => {
         code('MATCHD_BAD_OPTION')(e);
         const m = (e as MatchdError).message;

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
-import { InferenceSession } from '../../src/core/engine.ts';
+import { openSession } from '../fixtures/engine.ts';
 import { randomFloat32 } from '../fixtures/onnx-builder.ts';
 import { affineModel, cleanupTmpDirs, slowModel, tmpDir } from '../fixtures/models.ts';
 
@@ -15,7 +15,7 @@ describe('engine: concurrency', () => {
 
   test('16 concurrent runs with different inputs all return their own correct result', async () => {
     const m = affineModel(dir, { inDim: 32, outDim: 16 });
-    const s = await InferenceSession.open(m.path, { intraOpThreads: 1 });
+    const s = await openSession(m.path, { intraOpThreads: 1 });
     const inputs = Array.from({ length: 16 }, (_, i) => ({ batch: 1 + (i % 5), x: randomFloat32((1 + (i % 5)) * 32, 100 + i) }));
     const pending = inputs.map(({ batch, x }) => s.run({ x: { type: 'float32', dims: [batch, 32], data: x } }));
     assert.equal(s.activeRuns, 16);
@@ -32,7 +32,7 @@ describe('engine: concurrency', () => {
 
   test('a timer keeps firing while a long inference runs', async () => {
     const m = slowModel(dir);
-    const s = await InferenceSession.open(m.path, { intraOpThreads: 1 });
+    const s = await openSession(m.path, { intraOpThreads: 1 });
     const x = randomFloat32(m.shape[0] * m.shape[1], 5, 0.1);
     const ticks: number[] = [];
     const timer = setInterval(() => ticks.push(performance.now()), 1);
@@ -50,7 +50,7 @@ describe('engine: concurrency', () => {
 
   test('dispose() is refused while runs are in flight, then works', async () => {
     const m = slowModel(dir, { size: 256, repeats: 20 });
-    const s = await InferenceSession.open(m.path, { intraOpThreads: 1 });
+    const s = await openSession(m.path, { intraOpThreads: 1 });
     const run = s.run({ x: { type: 'float32', dims: m.shape, data: randomFloat32(256 * 256, 1, 0.1) } });
     assert.throws(() => s.dispose(), (e: any) => e.code === 'MATCHD_SESSION_BUSY' && /in flight/.test(e.message));
     await run;

@@ -1,13 +1,14 @@
 // CUDA requested where it cannot load: a coded error naming the missing library, or a loud CPU fallback.
-// On a GPU machine with the provider set up (MATCHD_EXPECT_CUDA=1), the same calls must give a CUDA session.
+// On a GPU machine with the provider set up (MATCHD_TEST_PROVIDER=cuda), the same calls must give a CUDA session.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { InferenceSession, explainCudaFailure } from '../../src/core/engine.ts';
 import { MatchdError } from '../../src/core/errors.ts';
 import { randomFloat32 } from '../fixtures/onnx-builder.ts';
+import { testProvider } from '../fixtures/engine.ts';
 import { affineModel, cleanupTmpDirs, tmpDir } from '../fixtures/models.ts';
 
-const expectCuda = process.env.MATCHD_EXPECT_CUDA === '1';
+const expectCuda = testProvider === 'cuda';
 
 describe('engine: cuda', () => {
   after(cleanupTmpDirs);

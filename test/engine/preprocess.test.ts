@@ -1,7 +1,7 @@
 // The native packer: one pass from 8-bit interleaved pixels to normalised NCHW float32/float16, fed to run in place.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { InferenceSession } from '../../src/core/engine.ts';
+import { openSession } from '../fixtures/engine.ts';
 import { MatchdError } from '../../src/core/errors.ts';
 import { addon, type PackSpec, type RawImage } from '../../src/core/native.ts';
 import { float16ToFloat32, float32ToFloat16, rng } from '../fixtures/onnx-builder.ts';
@@ -72,7 +72,7 @@ describe('engine: native image packer', () => {
   });
 
   test('the packed buffer is fed to run as is', async () => {
-    const s = await InferenceSession.open(identityModel(tmpDir(), ['batch', 3, H, W]).path);
+    const s = await openSession(identityModel(tmpDir(), ['batch', 3, H, W]).path);
     const batch = new Float32Array(3 * 3 * W * H);
     await addon().packImages(images, batch, spec);
     const out = await s.run({ x: { type: 'float32', dims: [3, 3, H, W], data: batch } });
