@@ -3,6 +3,7 @@
  * text/markdown tables, and loading baselines from bench/node_modules.
  * Not a scenario itself (run-all.ts skips it).
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -163,4 +164,94 @@ export const sleep = (msec: number) => new Promise<void>((resolve) => setTimeout
 /** Progress lines go to stderr so that `--json` stdout stays parseable. */
 export function progress(msg: string): void {
   process.stderr.write(`${msg}\n`);
+}
+
+/**
+ * Start `node --import tsx <file> ...args` as a child (its stderr streams through ours), wait for it and parse the
+ * JSON it prints on stdout. Used to keep each engine in its own process (matchd's addon and onnxruntime-node each
+ * bring a `libonnxruntime.so.1`; they cannot share a process).
+ */
+export function runJsonChild<T>(file: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<T> {
+  const execArgv = process.execArgv.length > 0 ? process.execArgv : ['--import', 'tsx'];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...execArgv, file, ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      const out = Buffer.concat(chunks).toString('utf8');
+      if (code !== 0) {
+        reject(new Error(`${path.basename(file)} ${args.join(' ')} failed (${signal ?? `exit ${code}`})`));
+        return;
+      }
+      try {
+        resolve(JSON.parse(out) as T);
+      } catch (err) {
+        reject(new Error(`${path.basename(file)} ${args.join(' ')}: unreadable JSON (${(err as Error).message})`));
+      }
+    });
+  });
+}
+
+/**
+ * `count` distinct JPEG files of width × height (smooth colour fields with some noise and shapes, quality 85,
+ * roughly what a camera picture costs to decode), generated once from a fixed seed into a temp folder and reused.
+ */
+export async function ensureJpegs(count: number, width = 1024, height = 768): Promise<string[]> {
+  const dir = path.join(os.tmpdir(), `matchd-bench-jpeg-${width}x${height}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const files = Array.from({ length: count }, (_, i) => path.join(dir, `img-${String(i).padStart(4, '0')}.jpg`));
+  const missing = files.filter((f) => !fs.existsSync(f));
+  if (missing.length === 0) return files;
+  const { default: sharp } = await import('sharp');
+  let s = 12345;
+  const rnd = () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 2 ** 32;
+  };
+  for (const [i, f] of files.entries()) {
+    const px = Buffer.alloc(width * height * 3);
+    const c0 = [rnd() * 255, rnd() * 255, rnd() * 255];
+    const c1 = [rnd() * 255, rnd() * 255, rnd() * 255];
+    const cx = rnd() * width;
+    const cy = rnd() * height;
+    const r = (0.1 + rnd() * 0.3) * height;
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const t = (x + y) / (width + height);
+        const inDisc = (x - cx) ** 2 + (y - cy) ** 2 < r * r;
+        for (let c = 0; c < 3; c++) {
+          const base = inDisc ? 255 - c0[c]! : c0[c]! * (1 - t) + c1[c]! * t;
+          px[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, base + (rnd() - 0.5) * 24));
+        }
+      }
+    }
+    if (!fs.existsSync(f)) await sharp(px, { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toFile(f);
+    if (i % 16 === 15) progress(`  generated ${i + 1}/${count} JPEGs (${width}×${height}) in ${dir}`);
+  }
+  return files;
+}
+
+/** Event-loop delay percentiles from `perf_hooks.monitorEventLoopDelay`, in ms. */
+export function loopDelay(h: { percentile(p: number): number; max: number; mean: number; count?: number }): {
+  p50: number; p99: number; max: number; mean: number;
+} {
+  return { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6, mean: h.mean / 1e6 };
+}
+
+/** Parse "2,1" into integers ≥ min. */
+export function intList(name: string, v: string, min = 0): number[] {
+  return v.split(',').map((t) => {
+    const n = Number(t.trim());
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected integers ≥ ${min}, got '${v}'`);
+    return n;
+  });
 }
