@@ -1,5 +1,6 @@
 /** The `matchd` command: dispatch to subcommands; every failure printed with its code. */
 import { report } from './args.ts';
+import { replayCommand, replayUsage } from './replay.ts';
 import { runCommand, runUsage, validateCommand } from './run.ts';
 import { scoreCommand, scoreUsage } from './score.ts';
 
@@ -7,6 +8,7 @@ const usage = `matchd — local image–text matching
 
 ${runUsage}
 ${scoreUsage}
+${replayUsage}
 matchd help`;
 
 async function main(argv: string[]): Promise<number> {
@@ -18,6 +20,8 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'validate':
       return validateCommand(rest);
+    case 'replay':
+      return replayCommand(rest);
     case undefined:
     case 'help':
     case '--help':

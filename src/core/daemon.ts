@@ -135,7 +135,7 @@ export class Daemon {
     const core: Record<string, ActionHandler> = fileActions;
     this.runner = new ActionRunner(
       this.journal,
-      (a, job) => core[a.kind] ?? this.sources.find((s) => s.name === job?.source)?.instance.actions?.[a.kind],
+      (a, job) => core[a.kind] ?? this.sourceAction(a.kind, job?.source),
       this.log.child({ component: 'actions' }),
       this.metrics,
       { now: this.now },
@@ -144,7 +144,6 @@ export class Daemon {
     const { requeued, abandoned } = this.journal.recover(c.journal.maxAttempts, true);
     if (requeued) this.log.info({ requeued }, 're-queued jobs left running by a previous process');
     for (const job of abandoned) this.fail(job, new MatchdError('MATCHD_INTERNAL', `scoring this image was interrupted ${job.attempts} times; giving up`));
-    this.runner.start();
 
     if (c.admin.enabled) {
       this.admin = new AdminServer(this.metrics, () => this.health());
@@ -175,6 +174,7 @@ export class Daemon {
       }
       this.log.info({ source: name, type: s.type }, 'source started');
     }
+    this.runner.start(); // after the sources: some actions are carried out by the source that submitted the job
     this.log.info({ model: this.matcher.manifest.name, provider: this.matcher.provider, sources: this.sources.length }, 'matchd running');
   }
 
@@ -234,6 +234,11 @@ export class Daemon {
       waiters.push(done);
       this.jobWaiters.set(id, waiters);
     });
+  }
+
+  /** A plugin action is carried out by the source that submitted the job. */
+  private sourceAction(kind: string, source: string | undefined): ActionHandler | undefined {
+    return this.sources.find((s) => s.name === source)?.instance?.actions?.[kind];
   }
 
   /** A source hands over a job: journalled durably before this returns, or refused with a reason. */

@@ -21,6 +21,14 @@ export const ERROR_CODES = {
   MATCHD_IMAGE_DECODE: 'An image is empty, truncated, corrupt or unreadable (the message names the input)',
   MATCHD_IMAGE_TOO_LARGE: 'An image exceeds the pixel limit (checked from its header, before decoding) or the byte limit',
   MATCHD_IMAGE_UNSUPPORTED: 'An input is not an image (sniffed by content, not extension) or is in a format this build cannot decode',
+  MATCHD_UNAUTHORIZED: 'An HTTP request lacks a valid bearer token or Standard Webhooks signature (401)',
+  MATCHD_REQUEST_INVALID: 'An HTTP request is malformed or names something that does not exist (400/404; the message says what)',
+  MATCHD_REQUEST_TOO_LARGE: 'An HTTP request body is over its configured limit (413)',
+  MATCHD_RATE_LIMITED: 'Too many requests from one token or address, or the queue is full (429 with Retry-After)',
+  MATCHD_URL_REFUSED: 'An outbound URL or the address it resolves to is not allowed (scheme, credentials, private/loopback/metadata address)',
+  MATCHD_FETCH_FAILED: 'Fetching an image URL failed (status, redirect, timeout or connection error)',
+  MATCHD_S3_ACCESS: 'An S3 source cannot list its bucket (AccessDenied, NoSuchBucket, bad credentials); that source stops, the daemon goes on',
+  MATCHD_S3_OBJECT_GONE: 'An S3 object disappeared between listing and download (a per-item outcome kept in the source state, not a job)',
   MATCHD_INTERNAL: 'An internal invariant broke (a bug: please report it)',
 } as const;
 

@@ -22,7 +22,9 @@ export interface RunnerOptions {
 export class ActionRunner {
   private timer: NodeJS.Timeout | undefined;
   private running = 0;
-  private stopped = false;
+  /** Until start(), nothing runs: actions may belong to sources that do not exist yet. */
+  private stopped = true;
+  private started = false;
   private ticking = false;
   private idleWaiters: (() => void)[] = [];
   private readonly concurrency: number;
@@ -46,6 +48,7 @@ export class ActionRunner {
 
   start(): void {
     this.stopped = false;
+    this.started = true;
     this.kick();
   }
 
@@ -123,6 +126,7 @@ export class ActionRunner {
   /** Resolves when no action is due or pending, or after `ms`. */
   async drain(ms: number): Promise<boolean> {
     if (this.journal.nextActionAt() === null) return true;
+    if (!this.started) return false;
     this.kick();
     let timeout: NodeJS.Timeout | undefined;
     const done = await Promise.race([

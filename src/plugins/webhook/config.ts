@@ -1,0 +1,104 @@
+/** The webhook source's options (`sources[].options` for `type: webhook`). */
+import ipaddr from 'ipaddr.js';
+import { Webhook } from 'standardwebhooks';
+import { z } from 'zod';
+
+const MiB = 1024 * 1024;
+const name = (what: string) => z.string({ error: `${what} must be a name` }).regex(/^[A-Za-z0-9_.-]+$/, `${what}: letters, digits, _ . and -`);
+const ms = (field: string) => z.number({ error: `${field} must be a number of milliseconds` }).int().min(0);
+const bytes = (field: string) => z.number({ error: `${field} must be a number of bytes` }).int().positive(`${field} must be > 0`);
+
+/** A Standard Webhooks secret: `whsec_` + base64 (what `standardwebhooks` accepts). */
+const secret = z
+  .string({ error: 'secret must be a string (use ${ENV} for secrets)' })
+  .min(1, 'secret must not be empty')
+  .refine((s) => {
+    try {
+      new Webhook(s);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'secret must be a Standard Webhooks secret: whsec_ followed by base64');
+
+/** An IP address or CIDR (`127.0.0.1`, `10.1.0.0/16`, `::1`). */
+const cidr = z.string().refine((s) => {
+  try {
+    if (s.includes('/')) ipaddr.parseCIDR(s);
+    else ipaddr.parse(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'allow entries must be IP addresses or CIDRs like 10.1.0.0/16');
+
+const httpUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password;
+  } catch {
+    return false;
+  }
+}, 'url must be an http(s) URL without credentials');
+
+const authKind = z.enum(['bearer', 'signature']);
+
+export const WebhookConfigSchema = z.strictObject(
+  {
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8787).describe('0 = any free port (tests)'),
+    auth: z
+      .strictObject({
+        /** Bearer tokens (compared in constant time); `name` is the identity that scopes idempotency keys and rate limits. */
+        tokens: z.array(z.strictObject({ name: name('auth.tokens.name'), token: z.string().min(16, 'a token needs at least 16 characters') })).default([]),
+        /** Standard Webhooks secrets whose signature over the raw body (±5 min) authenticates a JSON request. */
+        signing: z.array(z.strictObject({ name: name('auth.signing.name'), secret })).default([]),
+        /** Which kinds each route accepts (any one of them suffices). */
+        submit: z.array(authKind).min(1).default(['bearer', 'signature']),
+        status: z.array(authKind).min(1).default(['bearer']),
+      })
+      .refine((a) => a.tokens.length + a.signing.length > 0, 'configure at least one bearer token (auth.tokens) or signing secret (auth.signing)'),
+    limits: z
+      .strictObject({
+        jsonBytes: bytes('limits.jsonBytes').default(MiB),
+        uploadBytes: bytes('limits.uploadBytes').default(20 * MiB),
+        maxWaitMs: ms('limits.maxWaitMs').default(30_000).describe('longest ?wait= a request may ask for'),
+      })
+      .prefault({}),
+    rateLimit: z
+      .strictObject({
+        perSecond: z.number().positive().default(10).describe('sustained requests per second per token (or address when unauthenticated)'),
+        burst: z.number().int().positive().default(20),
+      })
+      .prefault({}),
+    /** Rules a request may name (`rule`); default: any rule in the config. */
+    rules: z.array(z.string().min(1)).optional(),
+    outbound: z
+      .strictObject({
+        /** Addresses/CIDRs exempt from the SSRF guard (e.g. an internal receiver). */
+        allow: z.array(cidr).default([]),
+        /** Plain-http image URLs and callbacks (https only otherwise). */
+        allowHttp: z.boolean().default(false),
+        /** 0: redirects are not followed (a 3xx is a failure); otherwise each hop is checked again. */
+        maxRedirects: z.number().int().min(0).max(10).default(0),
+        timeoutMs: ms('outbound.timeoutMs').min(1).default(10_000).describe('whole image fetch'),
+        imageBytes: bytes('outbound.imageBytes').default(20 * MiB),
+      })
+      .prefault({}),
+    callbacks: z
+      .strictObject({
+        /** Signs callbacks to a request's own `callbackUrl`; without it, requests with a callbackUrl are refused. */
+        secret: secret.optional(),
+        timeoutMs: ms('callbacks.timeoutMs').min(1).default(15_000),
+        /** Named endpoints for the rule-level `callback: { endpoint: NAME }` action. */
+        endpoints: z.record(name('endpoint name'), z.strictObject({ url: httpUrl, secret })).default({}),
+      })
+      .prefault({}),
+  },
+  { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown option(s) ${iss.keys.join(', ')}` : undefined) },
+);
+
+export type WebhookConfig = z.output<typeof WebhookConfigSchema>;
+
+/** The rule-level action: `- callback: { endpoint: NAME }`. */
+export const CallbackActionSchema = z.strictObject({ endpoint: name('endpoint') });

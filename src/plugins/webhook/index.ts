@@ -1,0 +1,17 @@
+/** The webhook source: jobs over HTTP (fastify), results delivered as signed Standard Webhooks callbacks. */
+import type { SourcePlugin } from '../../core/plugin.ts';
+import { CallbackActionSchema, type WebhookConfig, WebhookConfigSchema } from './config.ts';
+import { WebhookSource } from './source.ts';
+
+export { CallbackActionSchema, type WebhookConfig, WebhookConfigSchema } from './config.ts';
+export { MAX_ATTEMPTS, RETRY_SCHEDULE_MS, callbackPayload, nextDelay, parseRetryAfter, webhookId } from './callback.ts';
+export { OutboundGuard, fetchImage, send } from './outbound.ts';
+export { ROUTES, WebhookSource } from './source.ts';
+
+/** The built-in `webhook` source plugin. */
+export const webhookPlugin: SourcePlugin<WebhookConfig> = {
+  name: 'webhook',
+  configSchema: WebhookConfigSchema,
+  actionSchemas: { callback: CallbackActionSchema },
+  create: (ctx, config) => new WebhookSource(ctx, config),
+};

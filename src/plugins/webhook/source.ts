@@ -1,0 +1,338 @@
+/**
+ * The webhook source instance: a fastify server taking jobs over HTTP (multipart upload, base64 JSON or an image
+ * URL fetched through the SSRF guard), each spooled to a file under the byte cap while streaming, then submitted to
+ * the core; plus the `callback` action that delivers results.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { MatchdError, isMatchdError, type ErrorCode } from '../../core/errors.ts';
+import type { ActionHandler, JobView, PluginContext, SourceInstance } from '../../core/plugin.ts';
+import { Authenticator, RateLimiter } from './auth.ts';
+import { callbackHandler } from './callback.ts';
+import type { WebhookConfig } from './config.ts';
+import { OutboundGuard, fetchImage } from './outbound.ts';
+
+export const ROUTES = ['POST /v1/jobs', 'GET /v1/jobs/:id'] as const;
+
+const STATUS_OF: Partial<Record<ErrorCode, number>> = {
+  MATCHD_UNAUTHORIZED: 401,
+  MATCHD_REQUEST_INVALID: 400,
+  MATCHD_REQUEST_TOO_LARGE: 413,
+  MATCHD_IMAGE_TOO_LARGE: 413,
+  MATCHD_RATE_LIMITED: 429,
+  MATCHD_URL_REFUSED: 400,
+  MATCHD_FETCH_FAILED: 502,
+};
+
+type Req = FastifyRequest & { rawBody?: Buffer; bearerIdentity?: string | null };
+
+interface JobFields {
+  rule?: string;
+  callbackUrl?: string;
+  meta?: Record<string, unknown>;
+}
+
+const bad = (message: string, status = 400) => new MatchdError('MATCHD_REQUEST_INVALID', message, { status });
+
+/** `10s`, `1500ms`, `2m` or a number of seconds → milliseconds. */
+export function parseWait(v: unknown): number {
+  if (v === undefined || v === '') return 0;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(String(v).trim());
+  if (!m) throw bad(`wait must look like 10s, 500ms or 2m; got ${JSON.stringify(String(v)).slice(0, 40)}`);
+  const n = Number(m[1]);
+  return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
+}
+
+export class WebhookSource implements SourceInstance {
+  readonly actions: Record<string, ActionHandler>;
+  readonly guard: OutboundGuard;
+  private readonly auth: Authenticator;
+  private readonly limiter: RateLimiter;
+  private app: FastifyInstance | undefined;
+  /** Where the server listens once started (port 0 in the config picks a free one). */
+  address: { host: string; port: number } | undefined;
+
+  constructor(private readonly ctx: PluginContext, private readonly config: WebhookConfig) {
+    this.guard = new OutboundGuard({ allow: config.outbound.allow, allowHttp: config.outbound.allowHttp, maxRedirects: config.outbound.maxRedirects });
+    this.auth = new Authenticator(config.auth);
+    this.limiter = new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burst);
+    this.actions = { callback: callbackHandler(config, this.guard, ctx.state, ctx.signal) };
+  }
+
+  async start(): Promise<void> {
+    const app = Fastify({ logger: false, bodyLimit: this.config.limits.jsonBytes, forceCloseConnections: true });
+    this.app = app;
+    app.removeContentTypeParser(['application/json', 'text/plain']);
+    app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: this.config.limits.jsonBytes }, (req, body, done) => {
+      (req as Req).rawBody = body as Buffer;
+      try {
+        done(null, (body as Buffer).length ? JSON.parse((body as Buffer).toString('utf8')) : {});
+      } catch {
+        done(bad('the body is not valid JSON'), undefined);
+      }
+    });
+    await app.register(multipart, {
+      throwFileSizeLimit: true,
+      limits: { fileSize: this.config.limits.uploadBytes, files: 1, fields: 20, fieldSize: 64 * 1024, parts: 21 },
+    });
+
+    // Rate limit first (by token when it is valid, else by address), so bad tokens are throttled too.
+    app.addHook('onRequest', async (req: Req, reply) => {
+      req.bearerIdentity = this.auth.bearer(req.headers.authorization);
+      const wait = this.limiter.take(req.bearerIdentity ? `token:${req.bearerIdentity}` : `ip:${req.ip}`);
+      if (wait > 0) {
+        reply.header('retry-after', String(Math.max(1, Math.ceil(wait / 1000))));
+        throw new MatchdError('MATCHD_RATE_LIMITED', 'too many requests; slow down');
+      }
+    });
+
+    app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+      let status: number;
+      let code: string;
+      if (isMatchdError(err)) {
+        status = Number(err.details?.status) || STATUS_OF[err.code] || 500;
+        code = err.code;
+      } else if (err.code === 'FST_REQ_FILE_TOO_LARGE') {
+        status = 413;
+        code = 'MATCHD_IMAGE_TOO_LARGE';
+        err.message = `the upload is over the ${this.config.limits.uploadBytes}-byte limit`;
+      } else if (err.statusCode === 413) {
+        status = 413;
+        code = 'MATCHD_REQUEST_TOO_LARGE';
+        err.message = `the request body is over the ${this.config.limits.jsonBytes}-byte limit`;
+      } else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+        status = err.statusCode;
+        code = 'MATCHD_REQUEST_INVALID';
+      } else {
+        status = 500;
+        code = 'MATCHD_INTERNAL';
+        this.ctx.log.error({ err }, 'webhook request failed');
+      }
+      if (status === 401) reply.header('www-authenticate', 'Bearer');
+      if (status === 413) reply.header('connection', 'close'); // don't read the rest of an oversized body
+      void reply.status(status).send({ error: { code, message: err.message } });
+    });
+
+    app.setNotFoundHandler((req, reply) => {
+      void reply.status(404).send({
+        error: { code: 'MATCHD_REQUEST_INVALID', message: `no route ${req.method} ${req.url.split('?')[0]}; this server has ${ROUTES.join(', ')}` },
+        routes: ROUTES,
+      });
+    });
+
+    app.post('/v1/jobs', (req, reply) => this.submitJob(req as Req, reply));
+    app.get('/v1/jobs/:id', (req, reply) => this.jobStatus(req as Req, reply));
+
+    await app.listen({ host: this.config.host, port: this.config.port });
+    const a = app.server.address();
+    if (a && typeof a === 'object') this.address = { host: a.address, port: a.port };
+    this.ctx.state.set('address', this.address);
+    this.ctx.log.info({ url: `http://${this.address?.host}:${this.address?.port}` }, 'webhook intake listening');
+  }
+
+  async stop(): Promise<void> {
+    await this.app?.close();
+  }
+
+  /** The caller's identity for a route, or 401. */
+  private authenticate(req: Req, route: 'submit' | 'status'): string {
+    const kinds = this.config.auth[route];
+    if (kinds.includes('bearer') && req.bearerIdentity) return `token:${req.bearerIdentity}`;
+    if (kinds.includes('signature')) {
+      const signer = this.auth.signature(req.rawBody ?? (req.method === 'GET' ? Buffer.alloc(0) : undefined), req.headers);
+      if (signer) return `signature:${signer}`;
+    }
+    const how = kinds.map((k) => (k === 'bearer' ? 'a bearer token' : 'a Standard Webhooks signature (JSON bodies)')).join(' or ');
+    throw new MatchdError('MATCHD_UNAUTHORIZED', `this route needs ${how}`);
+  }
+
+  private statusUrl(req: FastifyRequest, id: string): string {
+    return `${req.protocol}://${req.host}/v1/jobs/${id}`;
+  }
+
+  private view(req: FastifyRequest, job: JobView): Record<string, unknown> {
+    const r = job.result;
+    return {
+      jobId: job.id,
+      state: job.state,
+      rule: job.rule,
+      outcome: job.outcome,
+      statusUrl: this.statusUrl(req, job.id),
+      ...(r
+        ? {
+            result: {
+              outcome: r.outcome,
+              ...(r.decidedBy !== undefined ? { decidedBy: r.decidedBy } : {}),
+              ...(r.results ? { results: r.results } : {}),
+              ...(r.error ? { error: r.error } : {}),
+              model: r.model,
+            },
+          }
+        : {}),
+    };
+  }
+
+  private spoolFile(): string {
+    return path.join(this.ctx.spoolDir, `${randomUUID()}.upload`);
+  }
+
+  private async submitJob(req: Req, reply: FastifyReply): Promise<unknown> {
+    const identity = this.authenticate(req, 'submit');
+    const key = req.headers['idempotency-key'];
+    if (key !== undefined && (typeof key !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(key))) throw bad('Idempotency-Key must be 1–255 visible ASCII characters');
+    const dedupeKey = key ? `webhook:${this.ctx.name}:${identity}:${key}` : `webhook:${this.ctx.name}:${randomUUID()}`;
+    const wait = Math.min(parseWait((req.query as Record<string, unknown>).wait), this.config.limits.maxWaitMs);
+
+    if (key) {
+      const earlier = this.ctx.state.get<string>(`idem:${dedupeKey}`);
+      const job = earlier ? this.ctx.getJob(earlier) : undefined;
+      if (job) return this.answer(req, reply, job.id, true, wait);
+    }
+
+    let file: string | undefined;
+    try {
+      let fields: JobFields;
+      if (req.isMultipart()) ({ file, fields } = await this.receiveMultipart(req));
+      else {
+        const body = (req.body ?? {}) as Record<string, unknown>;
+        if (typeof body !== 'object' || Array.isArray(body)) throw bad('the body must be a JSON object');
+        fields = this.fields(body);
+        file = await this.receiveJsonImage(body);
+      }
+      const r = this.ctx.submit({
+        dedupeKey,
+        image: { path: file, temporary: true },
+        ...(fields.rule ? { rule: fields.rule } : {}),
+        meta: { identity, ...(fields.meta ? { client: fields.meta } : {}) },
+        ...(fields.callbackUrl ? { actions: [{ kind: 'callback', options: { url: fields.callbackUrl } }] } : {}),
+      });
+      if (!r.accepted) {
+        await rm(file, { force: true });
+        if (r.reason === 'backpressure') {
+          reply.header('retry-after', String(Math.max(1, Math.ceil((r.retryAfterMs ?? 1000) / 1000))));
+          throw new MatchdError('MATCHD_RATE_LIMITED', `${r.message}; retry later`);
+        }
+        if (r.reason === 'unknown_rule') throw bad(r.message);
+        throw bad(r.message, 503);
+      }
+      if (r.duplicate) await rm(file, { force: true });
+      file = undefined;
+      if (key) this.ctx.state.set(`idem:${dedupeKey}`, r.jobId);
+      return this.answer(req, reply, r.jobId, r.duplicate, wait);
+    } catch (err) {
+      if (file) await rm(file, { force: true });
+      throw err;
+    }
+  }
+
+  /** 202 with the job's status URL, or 200 with the result when it is ready within `wait`. */
+  private async answer(req: Req, reply: FastifyReply, jobId: string, duplicate: boolean, wait: number): Promise<unknown> {
+    const job = wait > 0 ? await this.ctx.waitForJob(jobId, wait) : this.ctx.getJob(jobId);
+    const finished = job?.state === 'done' || job?.state === 'failed';
+    reply.header('location', `/v1/jobs/${jobId}`);
+    if (duplicate) reply.header('idempotent-replayed', 'true');
+    const body = job ? this.view(req, job) : { jobId, state: 'queued', statusUrl: this.statusUrl(req, jobId) };
+    return reply.status(finished && (wait > 0 || duplicate) ? 200 : 202).send({ ...body, ...(duplicate ? { duplicate: true } : {}) });
+  }
+
+  private async jobStatus(req: Req, reply: FastifyReply): Promise<unknown> {
+    const identity = this.authenticate(req, 'status');
+    const { id } = req.params as { id: string };
+    const wait = Math.min(parseWait((req.query as Record<string, unknown>).wait), this.config.limits.maxWaitMs);
+    const job = /^\d{1,15}$/.test(id) ? this.ctx.getJob(id) : undefined;
+    // Only this source's jobs, and only to the identity that submitted them.
+    if (!job || job.source !== this.ctx.name || job.meta.identity !== identity) throw bad(`no job ${id.slice(0, 40)}`, 404);
+    const now = wait > 0 ? ((await this.ctx.waitForJob(id, wait)) ?? job) : job;
+    return reply.status(200).send(this.view(req, now));
+  }
+
+  /** Rule, callback URL and client meta from a request (JSON body or multipart fields). */
+  private fields(body: Record<string, unknown>): JobFields {
+    const out: JobFields = {};
+    if (body.texts !== undefined) {
+      throw bad('ad-hoc texts are not supported: rules (and their texts) are fixed when matchd starts; name a configured rule with "rule" instead');
+    }
+    if (body.rule !== undefined) {
+      if (typeof body.rule !== 'string' || !body.rule) throw bad('rule must be a rule name');
+      if (this.config.rules && !this.config.rules.includes(body.rule)) throw bad(`rule '${body.rule}' may not be used here (allowed: ${this.config.rules.join(', ')})`);
+      out.rule = body.rule;
+    }
+    if (body.callbackUrl !== undefined) {
+      if (typeof body.callbackUrl !== 'string') throw bad('callbackUrl must be a URL');
+      if (!this.config.callbacks.secret) throw bad('this server has no callbacks.secret configured, so it cannot sign callbacks; callbackUrl is refused');
+      out.callbackUrl = this.guard.checkUrl(body.callbackUrl).href; // form checked now; addresses when sending
+    }
+    if (body.meta !== undefined) {
+      if (!body.meta || typeof body.meta !== 'object' || Array.isArray(body.meta)) throw bad('meta must be an object');
+      out.meta = body.meta as Record<string, unknown>;
+    }
+    return out;
+  }
+
+  /** A JSON request's image: `image` (base64) or `imageUrl` (fetched through the SSRF guard), spooled to a file. */
+  private async receiveJsonImage(body: Record<string, unknown>): Promise<string> {
+    const has = (k: string) => body[k] !== undefined;
+    if (has('image') === has('imageUrl')) throw bad('give exactly one of image (base64) or imageUrl');
+    const file = this.spoolFile();
+    if (has('image')) {
+      if (typeof body.image !== 'string') throw bad('image must be a base64 string');
+      const b64 = body.image.replace(/^data:[^,]*;base64,/, '');
+      if (!/^[A-Za-z0-9+/=\s_-]*$/.test(b64)) throw bad('image is not valid base64');
+      const bytes = Buffer.from(b64, 'base64');
+      if (bytes.length > this.config.limits.uploadBytes) throw new MatchdError('MATCHD_IMAGE_TOO_LARGE', `the image is over the ${this.config.limits.uploadBytes}-byte limit`);
+      await fs.promises.writeFile(file, bytes, { flag: 'wx' });
+      return file;
+    }
+    if (typeof body.imageUrl !== 'string') throw bad('imageUrl must be a URL');
+    try {
+      await fetchImage(this.guard, body.imageUrl, file, {
+        timeoutMs: this.config.outbound.timeoutMs,
+        maxBytes: Math.min(this.config.outbound.imageBytes, this.config.limits.uploadBytes),
+        signal: this.ctx.signal,
+      });
+    } catch (err) {
+      await rm(file, { force: true });
+      throw err;
+    }
+    return file;
+  }
+
+  /** A multipart request: one file part (`image`) streamed to the spool under the byte cap, plus fields. */
+  private async receiveMultipart(req: Req): Promise<{ file: string; fields: JobFields }> {
+    let file: string | undefined;
+    const raw: Record<string, unknown> = {};
+    try {
+      for await (const part of req.parts()) {
+        if (part.type === 'file') {
+          if (file) throw bad('one image per request');
+          file = this.spoolFile();
+          // busboy marks the part truncated at the limit but keeps reading to the part's end: stop right there instead.
+          const tooLarge = new MatchdError('MATCHD_IMAGE_TOO_LARGE', `the upload is over the ${this.config.limits.uploadBytes}-byte limit`);
+          part.file.once('limit', () => part.file.destroy(tooLarge));
+          await pipeline(part.file, fs.createWriteStream(file, { flags: 'wx' }));
+          if (part.file.truncated) throw new MatchdError('MATCHD_IMAGE_TOO_LARGE', `the upload is over the ${this.config.limits.uploadBytes}-byte limit`);
+        } else {
+          const v = String(part.value);
+          if (part.fieldname === 'meta') {
+            try {
+              raw.meta = JSON.parse(v);
+            } catch {
+              throw bad('meta must be a JSON object');
+            }
+          } else if (['rule', 'callbackUrl', 'texts'].includes(part.fieldname)) raw[part.fieldname] = v;
+          else throw bad(`unknown field '${part.fieldname.slice(0, 40)}' (fields: image, rule, callbackUrl, meta)`);
+        }
+      }
+      if (!file) throw bad('the multipart body has no image file part');
+      return { file, fields: this.fields(raw) };
+    } catch (err) {
+      if (file) await rm(file, { force: true });
+      throw err;
+    }
+  }
+}
