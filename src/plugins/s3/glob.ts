@@ -1,43 +1,8 @@
 /** Key filters: shell-style globs (`*`, `**`, `?`, `{a,b}`, `[abc]`) matched case-insensitively against the whole key below the prefix. */
 
-function source(glob: string): string {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const ch = glob[i]!;
-    if (ch === '*') {
-      if (glob[i + 1] === '*') {
-        if ((i === 0 || glob[i - 1] === '/') && glob[i + 2] === '/') {
-          re += '(?:[^/]*/)*';
-          i += 2;
-        } else {
-          re += '.*';
-          i += 1;
-        }
-      } else re += '[^/]*';
-    } else if (ch === '?') re += '[^/]';
-    else if (ch === '{') {
-      const end = glob.indexOf('}', i);
-      if (end < 0) re += '\\{';
-      else {
-        re += `(?:${glob.slice(i + 1, end).split(',').map(source).join('|')})`;
-        i = end;
-      }
-    } else if (ch === '[') {
-      const end = glob.indexOf(']', i + 2);
-      if (end < 0) re += '\\[';
-      else {
-        const body = glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\');
-        re += `[${body}]`;
-        i = end;
-      }
-    } else re += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return re;
-}
+import { globToRegExp } from '../../util/glob.ts';
 
-export function globToRegExp(glob: string): RegExp {
-  return new RegExp(`^${source(glob)}$`, 'i');
-}
+export { globToRegExp } from '../../util/glob.ts';
 
 /** Our own result sidecars are never images to score. */
 const ALWAYS_EXCLUDED = /\.matchd\.json$/i;
