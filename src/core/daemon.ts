@@ -249,7 +249,7 @@ export class Daemon {
       this.metrics.submits.inc({ source, result: 'unknown_rule' });
       return { accepted: false, reason: 'unknown_rule', message: `unknown rule '${rule}'` };
     }
-    if (this.journal.counts().queued >= this.config.model.queueSize) {
+    if (this.journal.queuedCount() >= this.config.model.queueSize) {
       this.metrics.submits.inc({ source, result: 'backpressure' });
       return { accepted: false, reason: 'backpressure', retryAfterMs: 1000, message: `the queue is full (${this.config.model.queueSize} jobs)` };
     }
@@ -277,7 +277,7 @@ export class Daemon {
           (err: unknown) => this.finish(job, { ok: false, error: isMatchdError(err) ? err : new MatchdError('MATCHD_INTERNAL', String(err)) }),
         );
       }
-      this.metrics.queueDepth.set(this.journal.counts().queued);
+      this.metrics.queueDepth.set(this.journal.queuedCount());
     });
   }
 

@@ -252,6 +252,17 @@ export class Journal {
     return r.t;
   }
 
+  /** Jobs waiting to be scored: an index range over queued rows only (called on every submit). */
+  queuedCount(): number {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued'`).get() as { n: number }).n;
+  }
+
+  /** Actions waiting to run (an index range, cheap enough for every runner tick). */
+  pendingActionCount(): number {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM outbox WHERE state = 'pending'`).get() as { n: number }).n;
+  }
+
+  /** Every count, for /healthz (scans the tables: not for hot paths). */
   counts(): Record<JobState | 'outboxPending' | 'outboxDead', number> {
     const c = { queued: 0, running: 0, done: 0, failed: 0, outboxPending: 0, outboxDead: 0 };
     for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').all() as { state: JobState; n: number }[]) c[r.state] = r.n;

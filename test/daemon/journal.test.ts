@@ -44,6 +44,8 @@ describe('daemon: journal', () => {
     assert.ok(leased.every((x) => x.state === 'running' && x.attempts === 1));
     assert.deepEqual(leased[0]!.meta, { k: 'a' });
     assert.deepEqual(j.counts(), { queued: 1, running: 2, done: 0, failed: 0, outboxPending: 0, outboxDead: 0 });
+    assert.equal(j.queuedCount(), 1);
+    assert.equal(j.pendingActionCount(), 0);
     j.close();
   });
 

@@ -75,7 +75,7 @@ export class ActionRunner {
     } finally {
       this.ticking = false;
       this.running = 0;
-      this.metrics?.outboxPending.set(this.journal.counts().outboxPending);
+      this.metrics?.outboxPending.set(this.journal.pendingActionCount());
       if (!this.stopped) {
         const next = this.journal.nextActionAt();
         const wait = next === null ? 1_000 : Math.max(0, Math.min(1_000, next - this.now()));
