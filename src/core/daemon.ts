@@ -10,7 +10,7 @@ import { fileActions } from './actions/file-actions.ts';
 import { AdminServer, type Health } from './admin.ts';
 import { Batcher } from './batcher.ts';
 import { CORE_ACTIONS, sourceName, type Config, type Rule } from './config.ts';
-import { MatchdError, isMatchdError } from './errors.ts';
+import { MatchdError, isMatchdError, type ErrorCode } from './errors.ts';
 import { Journal, type Job } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Matcher, type ImageEmbedding, type TextEmbedding } from './matcher.ts';
@@ -253,7 +253,11 @@ export class Daemon {
       this.metrics.submits.inc({ source, result: 'backpressure' });
       return { accepted: false, reason: 'backpressure', retryAfterMs: 1000, message: `the queue is full (${this.config.model.queueSize} jobs)` };
     }
-    const extra = { ...(req.actions?.length ? { actions: req.actions } : {}), ...(req.image.temporary ? { temporary: true } : {}) };
+    const extra = {
+      ...(req.actions?.length ? { actions: req.actions } : {}),
+      ...(req.image.temporary ? { temporary: true } : {}),
+      ...(req.failed ? { failed: req.failed } : {}),
+    };
     const { jobId, duplicate } = this.journal.enqueue({ dedupeKey: req.dedupeKey, source, rule, imagePath: req.image.path, meta: req.meta, extra });
     this.metrics.submits.inc({ source, result: duplicate ? 'duplicate' : 'accepted' });
     if (!duplicate) this.pump();
@@ -272,6 +276,10 @@ export class Daemon {
       const now = Date.now();
       for (const job of jobs) {
         this.metrics.queueSeconds.observe((now - job.createdAt) / 1000);
+        if (job.extra.failed) {
+          this.fail(job, new MatchdError(job.extra.failed.code as ErrorCode, job.extra.failed.message));
+          continue;
+        }
         this.batcher.push(job).then(
           (embedding) => this.finish(job, embedding),
           (err: unknown) => this.finish(job, { ok: false, error: isMatchdError(err) ? err : new MatchdError('MATCHD_INTERNAL', String(err)) }),

@@ -40,6 +40,8 @@ export interface Action {
 export interface JobExtra {
   actions?: { kind: string; options?: Record<string, unknown> }[];
   temporary?: boolean;
+  /** Known unusable at submit time: goes straight to the `error` outcome with this code. */
+  failed?: { code: string; message: string };
 }
 
 export interface NewJob {

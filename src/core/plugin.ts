@@ -5,6 +5,7 @@
  */
 import type { ZodType } from 'zod';
 import type { ActionHandler } from './actions/runner.ts';
+import type { ErrorCode } from './errors.ts';
 import type { Logger } from './log.ts';
 
 export type { ActionHandler } from './actions/runner.ts';
@@ -26,6 +27,11 @@ export interface JobRequest {
   meta?: Record<string, unknown>;
   /** Actions this job gets whatever its outcome, after the rule's (e.g. a callback to the URL the caller gave). */
   actions?: { kind: string; options?: Record<string, unknown> }[];
+  /**
+   * The item is already known to be unusable (e.g. an S3 object over the size limit, never downloaded): it is
+   * journalled and routed to the rule's `error` outcome with this code, without decoding anything.
+   */
+  failed?: { code: ErrorCode; message: string };
 }
 
 /** What a source may see of a job. */

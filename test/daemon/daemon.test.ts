@@ -113,6 +113,30 @@ describe('daemon: main job', () => {
   });
 });
 
+describe('daemon: items known to be unusable at submit', () => {
+  after(cleanupTmpDirs);
+  const submitter = path.resolve(import.meta.dirname, '../fixtures/submit-plugin.ts');
+
+  test('a job submitted as failed goes to the error outcome with its code, nothing decoded', async () => {
+    const ws = workspace({
+      sources: [{ type: submitter, name: 'direct', rule: 'colours', options: {} }],
+      rules: { colours: { texts: ['red'], actions: { error: [{ sidecar: { to: 'out' } }] } } },
+    });
+    const d = await start(ws);
+    const ctx = (globalThis as { __submitCtx?: import('../../src/core/plugin.ts').PluginContext }).__submitCtx!;
+    const r = ctx.submit({ dedupeKey: 'x1', image: { path: path.join(ws.root, 'never-downloaded.png') }, failed: { code: 'MATCHD_IMAGE_TOO_LARGE', message: 'object is 9 GB' } });
+    assert.ok(r.accepted);
+    const job = await ctx.waitForJob(r.jobId, 10_000);
+    assert.equal(job!.state, 'failed');
+    assert.equal(job!.outcome, 'error');
+    await waitFor(() => fs.existsSync(path.join(ws.root, 'out', 'never-downloaded.png.json')), 'the error sidecar');
+    const side = JSON.parse(fs.readFileSync(path.join(ws.root, 'out', 'never-downloaded.png.json'), 'utf8'));
+    assert.deepEqual(side.error, { code: 'MATCHD_IMAGE_TOO_LARGE', message: 'object is 9 GB' });
+    await d.stop();
+    running.length = 0;
+  });
+});
+
 describe('daemon: plugins', () => {
   after(cleanupTmpDirs);
   const lifecycle = path.resolve(import.meta.dirname, '../fixtures/lifecycle-plugin.ts');

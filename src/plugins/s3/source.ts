@@ -180,12 +180,11 @@ export class S3Source implements SourceInstance {
     const key = dedupeKey(this.config.bucket, o);
     const file = path.join(this.ctx.spoolDir, spoolName(key, o.key));
     const meta = { bucket: this.config.bucket, key: o.key, etag: o.etag, size: o.size, lastModified: new Date(o.lastModified).toISOString() };
+    if (o.size > this.config.maxObjectBytes) return this.submit(key, o, meta, file, this.tooLarge(o, o.size));
     try {
-      if (o.size > this.config.maxObjectBytes) await this.placeholder(file, o);
-      else {
-        const got = await this.download(o, file);
-        if (got !== 'ok') return got;
-      }
+      const got = await this.download(o, file);
+      if (got === 'over') return this.submit(key, o, meta, file, this.tooLarge(o, o.size + 1));
+      if (got !== 'ok') return got;
     } catch (err) {
       await fsp.rm(`${file}.part`, { force: true });
       if (this.stopped) return 'halt';
@@ -195,11 +194,22 @@ export class S3Source implements SourceInstance {
       this.ctx.log.warn({ key: o.key, code: errorCode(err) }, `cannot download s3://${this.config.bucket}/${o.key}: ${describe(err)}; retried at the next poll`);
       return 'failed';
     }
+    return this.submit(key, o, meta, file);
+  }
+
+  /** Journal the job (the downloaded file, or an already-failed item that has none). */
+  private submit(key: string, o: Listed, meta: Record<string, unknown>, file: string, failed?: { code: 'MATCHD_IMAGE_TOO_LARGE'; message: string }): Verdict {
     let r;
     try {
-      r = this.ctx.submit({ dedupeKey: key, image: { path: file, temporary: true }, meta, ...(this.config.rule ? { rule: this.config.rule } : {}) });
+      r = this.ctx.submit({
+        dedupeKey: key,
+        image: failed ? { path: file } : { path: file, temporary: true },
+        meta,
+        ...(failed ? { failed } : {}),
+        ...(this.config.rule ? { rule: this.config.rule } : {}),
+      });
     } catch (err) {
-      await fsp.rm(file, { force: true });
+      fs.rmSync(file, { force: true });
       this.ctx.log.error({ key: o.key, err: (err as Error).message }, 'submit failed; retried at the next poll');
       return 'failed';
     }
@@ -208,7 +218,7 @@ export class S3Source implements SourceInstance {
       this.ctx.log.debug({ key: o.key, etag: o.etag, jobId: r.jobId, duplicate: r.duplicate }, 'submitted');
       return 'submitted';
     }
-    await fsp.rm(file, { force: true });
+    fs.rmSync(file, { force: true });
     if (r.reason === 'backpressure') {
       this.haltFor = r.retryAfterMs ?? 1000;
       this.ctx.log.debug({ retryAfterMs: this.haltFor }, 'backpressure: the rest waits');
@@ -221,7 +231,7 @@ export class S3Source implements SourceInstance {
   }
 
   /** Stream GetObject into `<file>.part` under the byte cap, check it is the listed version, then rename. */
-  private async download(o: Listed, file: string): Promise<'ok' | 'changed'> {
+  private async download(o: Listed, file: string): Promise<'ok' | 'changed' | 'over'> {
     const res = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: o.key }), { abortSignal: this.abort.signal });
     const body = res.Body as Readable | undefined;
     if (bareEtag(res.ETag) !== o.etag) {
@@ -249,28 +259,18 @@ export class S3Source implements SourceInstance {
       if (!over) throw err;
       // Bigger than listed (cannot happen for one ETag, but a store may lie): refused like any oversized object.
       await fsp.rm(`${file}.part`, { force: true });
-      await this.placeholder(file, { ...o, size: Math.max(o.size, bytes) });
-      return 'ok';
+      return 'over';
     }
     await fsp.rename(`${file}.part`, file);
     return 'ok';
   }
 
-  /**
-   * An object over `maxObjectBytes` is not downloaded. The core has no way to take a job that has already failed,
-   * so it gets a sparse placeholder file of the object's size (no data written, no disk used): the core's byte
-   * limit refuses it with MATCHD_IMAGE_TOO_LARGE and the rule's `error` actions run as for any other image.
-   */
-  private async placeholder(file: string, o: Listed): Promise<void> {
+  /** An object over `maxObjectBytes` is not downloaded: it is journalled as failed, so the rule's `error` actions run. */
+  private tooLarge(o: Listed, size: number): { code: 'MATCHD_IMAGE_TOO_LARGE'; message: string } {
     this.stats.tooLarge++;
-    this.ctx.log.warn({ key: o.key, size: o.size, maxObjectBytes: this.config.maxObjectBytes }, 'object is over maxObjectBytes; not downloaded (MATCHD_IMAGE_TOO_LARGE)');
-    const fh = await fsp.open(`${file}.part`, 'w');
-    try {
-      await fh.truncate(o.size);
-    } finally {
-      await fh.close();
-    }
-    await fsp.rename(`${file}.part`, file);
+    const message = `s3://${this.config.bucket}/${o.key} is ${size} bytes, over maxObjectBytes (${this.config.maxObjectBytes}); not downloaded`;
+    this.ctx.log.warn({ key: o.key, size, maxObjectBytes: this.config.maxObjectBytes, code: 'MATCHD_IMAGE_TOO_LARGE' }, message);
+    return { code: 'MATCHD_IMAGE_TOO_LARGE', message };
   }
 
   /** Deleted between list and get: a per-item outcome (logged, counted, kept in plugin state), not a job. */
