@@ -15,6 +15,7 @@ import { Journal, type Job } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Matcher, type ImageEmbedding, type TextEmbedding } from './matcher.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import type { RawImage } from './native.ts';
 import type { HealthState, JobRequest, JobView, PluginContext, SourceInstance, SubmitResult } from './plugin.ts';
 import type { PluginRegistry } from './registry.ts';
 import { decide, planActions, resultDocument, type ScoredOutcome } from './router.ts';
@@ -74,7 +75,9 @@ export class Daemon {
   readonly log: Logger;
   private journal!: Journal;
   private matcher!: Matcher;
-  private batcher!: Batcher<Job, ImageEmbedding>;
+  private batcher!: Batcher<{ job: Job; raw: RawImage }, Float32Array>;
+  /** Jobs leased and being decoded (ahead of the batcher), counted against its room. */
+  private decoding = 0;
   private runner!: ActionRunner;
   private admin: AdminServer | undefined;
   private readonly sources: SourceEntry[] = [];
@@ -121,12 +124,14 @@ export class Daemon {
     });
     for (const [name, rule] of Object.entries(c.rules)) this.ruleTexts.set(name, await this.matcher.embedTexts(rule.texts));
 
-    this.batcher = new Batcher<Job, ImageEmbedding>({
+    // Decoding happens as jobs are leased (bounded by decodeConcurrency), so the next batch is ready while the
+    // current one infers; the batcher then only packs and runs.
+    this.batcher = new Batcher<{ job: Job; raw: RawImage }, Float32Array>({
       maxBatch: c.model.maxBatch,
       maxDelayMs: c.model.maxDelayMs,
       maxQueue: c.model.maxBatch * 4,
-      maxInFlight: 2,
-      run: (jobs) => this.matcher.embedImages(jobs.map((j) => j.imagePath)),
+      maxInFlight: c.model.batchesInFlight,
+      run: (items) => this.matcher.embedDecoded(items.map((i) => i.raw)),
       onBatch: (size, ms) => {
         this.metrics.batchSize.observe(size);
         this.metrics.computeSeconds.observe(ms / 1000);
@@ -271,19 +276,25 @@ export class Daemon {
     setImmediate(() => {
       this.pumpQueued = false;
       if (this.stopping) return;
-      const room = Math.min(this.batcher.room, this.config.model.maxBatch * 2);
+      const room = Math.min(this.batcher.room - this.decoding, this.config.model.maxBatch * 2 - this.decoding);
       const jobs = this.journal.lease(room, this.config.journal.leaseMs);
       const now = Date.now();
+      const asError = (err: unknown) => ({ ok: false as const, error: isMatchdError(err) ? err : new MatchdError('MATCHD_INTERNAL', String(err)) });
       for (const job of jobs) {
         this.metrics.queueSeconds.observe((now - job.createdAt) / 1000);
         if (job.extra.failed) {
           this.fail(job, new MatchdError(job.extra.failed.code as ErrorCode, job.extra.failed.message));
           continue;
         }
-        this.batcher.push(job).then(
-          (embedding) => this.finish(job, embedding),
-          (err: unknown) => this.finish(job, { ok: false, error: isMatchdError(err) ? err : new MatchdError('MATCHD_INTERNAL', String(err)) }),
-        );
+        this.decoding++;
+        this.matcher
+          .decodeImage(job.imagePath)
+          .finally(() => this.decoding--)
+          .then(async (d): Promise<ImageEmbedding> => (d.ok ? { ok: true, vector: await this.batcher.push({ job, raw: d.raw }), source: d.source } : d))
+          .then(
+            (embedding) => this.finish(job, embedding),
+            (err: unknown) => this.finish(job, asError(err)),
+          );
       }
       this.metrics.queueDepth.set(this.journal.queuedCount());
     });
@@ -376,9 +387,16 @@ export class Daemon {
       }
     }
     if (this.batcher) {
-      const left = Math.max(0, deadline - Date.now());
-      const idle = await Promise.race([this.batcher.idle().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), left).unref())]);
-      if (!idle) this.log.warn('in-flight scoring did not finish before the deadline; those jobs stay journalled for the next start');
+      // Decodes in progress feed the batcher; wait for both to settle (or leave those jobs journalled).
+      let settled = false;
+      while (Date.now() < deadline) {
+        if (this.decoding === 0 && this.batcher.queued === 0 && this.batcher.running === 0) {
+          settled = true;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      if (!settled) this.log.warn('in-flight scoring did not finish before the deadline; those jobs stay journalled for the next start');
     }
     if (this.runner) {
       const drained = await this.runner.drain(Math.max(0, deadline - Date.now()));

@@ -9,6 +9,7 @@
  * MATCHD_IMAGE_TOO_LARGE or MATCHD_IMAGE_UNSUPPORTED, so a batch can settle each image on its own.
  */
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
+sharp.concurrency(1);
 import { Checker } from './check.ts';
 import { MatchdError } from './errors.ts';
 import { messageOf, readInput, type Source } from './image/read.ts';

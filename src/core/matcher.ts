@@ -49,6 +49,7 @@ export interface ImageSource {
 }
 
 type Decoded = { ok: true; raw: RawImage; source: ImageSource } | { ok: false; error: MatchdError };
+export type DecodedImage = Decoded;
 
 export type ImageEmbedding =
   | { ok: true; vector: Float32Array; source: ImageSource }
@@ -159,7 +160,19 @@ export class Matcher {
     return Array.from({ length: n }, (_, i) => l2normalize(data.slice(i * d, (i + 1) * d)));
   }
 
-  /** Decode one image to the model's input size (per-item errors come back as values, never thrown). */
+  /**
+   * Decode one image to the model's input size, within the decode concurrency limit; per-item errors come back as
+   * values, never thrown. With `embedDecoded`, callers can decode ahead while a batch is inferring (the daemon does).
+   */
+  async decodeImage(input: ImageInput): Promise<DecodedImage> {
+    return this.decode(input);
+  }
+
+  /** Encode images already decoded by `decodeImage` in one engine run: unit vectors, in order. */
+  embedDecoded(raws: RawImage[]): Promise<Float32Array[]> {
+    return this.encodeDecoded(raws);
+  }
+
   private async decode(input: ImageInput): Promise<Decoded> {
     const spec = this.manifest.image;
     try {
