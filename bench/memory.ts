@@ -2,7 +2,8 @@
  * @bench-scenario memory
  *
  * Memory: resident set size while matchd scores a long stream of 1024×768 JPEG files (1 image × 5 cached texts)
- * through the dynamic batcher, as the daemon does (16 submitters, `run: (paths) => matcher.embedImages(paths)`).
+ * through the dynamic batcher, as the daemon does (16 submitters; each image decoded on arrival, the batcher packs and
+ * runs decoded images: `run: (raws) => matcher.embedDecoded(raws)`, one batch in flight).
  * Target: RSS growth < 5 % from the end of the warm-up to the end of the run.
  *
  *   node --import tsx bench/memory.ts [--json] [--model tiny|b32] [--images 20000] [--warmup 1000] [--threads 2]
@@ -16,6 +17,7 @@
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { type BenchModel, buildInfo, ensureBenchModel } from './build-model.ts';
+import type { RawImage } from '../src/core/native.ts';
 import {
   type ScenarioResult, describeMachine, ensureJpegs, intList, isMain, machineInfo, markdownTable, progress, textTable,
 } from './lib.ts';
@@ -76,8 +78,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Memo
   const { Batcher } = await import('../src/core/batcher.ts');
   const matcher = await Matcher.open(dir, { engine: { intraOpThreads: o.threads }, maxBatch: o.batch });
   const texts = await matcher.embedTexts(TEXTS);
-  const batcher = new Batcher<string, Awaited<ReturnType<typeof matcher.embedImages>>[number]>({
-    maxBatch: o.batch, maxDelayMs: 20, maxQueue: 1024, maxInFlight: 2, run: (paths) => matcher.embedImages(paths),
+  const batcher = new Batcher<RawImage, Float32Array>({
+    maxBatch: o.batch, maxDelayMs: 20, maxQueue: 1024, maxInFlight: 1, run: (raws) => matcher.embedDecoded(raws),
   });
   let next = 0;
   let verdicts = 0;
@@ -90,9 +92,10 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Memo
       Array.from({ length: o.submitters }, async () => {
         while (left > 0) {
           left--;
-          const e = await batcher.push(files[next++ % files.length]!);
-          if (!e.ok) throw e.error;
-          verdicts += matcher.scoreVector(e.vector, texts).length;
+          const d = await matcher.decodeImage(files[next++ % files.length]!);
+          if (!d.ok) throw d.error;
+          const vector = await batcher.push(d.raw); // awaited first: `verdicts += await …` would read verdicts before it
+          verdicts += matcher.scoreVector(vector, texts).length;
           onProgress?.(++done);
         }
       }),
@@ -146,8 +149,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Memo
     `- Machine: ${describeMachine(machine)}`,
     `- Model: ${modelLine}.`,
     `- What ran: ${o.warmup} warm-up images, then ${o.images} more, 1024×768 JPEG files (64 distinct files, cycled) → ` +
-      `verdicts against ${TEXTS.length} cached texts, through \`Batcher\` (maxBatch ${o.batch}, maxDelayMs 20, maxInFlight 2, ` +
-      `\`run: (paths) => matcher.embedImages(paths)\`) with ${o.submitters} concurrent submitters; ${o.threads} intra-op threads; ` +
+      `verdicts against ${TEXTS.length} cached texts, through \`Batcher\` (maxBatch ${o.batch}, maxDelayMs 20, maxInFlight 1, decode on arrival, ` +
+      `\`run: (raws) => matcher.embedDecoded(raws)\`) with ${o.submitters} concurrent submitters; ${o.threads} intra-op threads; ` +
       `${ips.toFixed(0)} images/s. \`process.memoryUsage()\` every ${o.every} images.`,
     '- Reproduce:',
     '',
