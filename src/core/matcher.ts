@@ -134,9 +134,9 @@ export class Matcher {
     const spec = this.manifest.text;
     const key = (t: string) => `${this.manifest.name}@${this.manifest.version}\u0000${t}`;
     const out: (TextEmbedding | undefined)[] = texts.map((t) => (cache ? this.textCache.get(key(t)) : undefined));
-    const todo = [...new Set(texts.filter((_, i) => out[i] === undefined))];
-    for (let start = 0; start < todo.length; start += this.maxTextBatch) {
-      const chunk = todo.slice(start, start + this.maxTextBatch);
+    const missing = [...new Set(texts.filter((_, i) => out[i] === undefined))];
+    for (let start = 0; start < missing.length; start += this.maxTextBatch) {
+      const chunk = missing.slice(start, start + this.maxTextBatch);
       const batch = await this.tokenizer.encode(chunk.map((t) => buildQuery(t, spec)));
       const feeds: Record<string, Tensor> = { [spec.inputIds]: { type: spec.dtype, dims: batch.dims, data: batch.ids } };
       if (spec.attentionMask) feeds[spec.attentionMask] = { type: spec.dtype, dims: batch.dims, data: batch.mask };

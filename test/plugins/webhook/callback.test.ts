@@ -25,7 +25,7 @@ async function recv(script?: Receiver['script'], port?: number): Promise<Receive
 const exec = promisify(execFile);
 const matchd = (args: string[]) => exec(process.execPath, [path.join(repoRoot, 'bin', 'matchd.mjs'), ...args], { cwd: repoRoot });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** The job's callback action (a placeholder until the job has its result and so its actions). */
+/** The job's callback action, or an empty record while the job has no result (and so no actions) yet. */
 const callbackOf = (d: Daemon, jobId: string) =>
   d.journalForTools.actionsOf(Number(jobId)).find((a) => a.kind === 'callback') ?? { attempts: 0, state: 'none', lastError: null as string | null };
 
