@@ -1,6 +1,7 @@
 // Actions never overwrite, survive being re-run after a crash at any step, and work across devices.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileActions, PermanentActionError, type ActionContext } from '../../src/core/actions/file-actions.ts';
@@ -81,17 +82,27 @@ describe('daemon: actions', () => {
     assert.equal(remembered.at(-1)!.dest, r.location);
   });
 
-  test('move across devices (tmpfs /dev/shm ↔ disk): fsynced copy, then the source is removed', async (t) => {
-    if (fs.statSync('/dev/shm').dev === fs.statSync(tmpDir()).dev) return t.skip('no second filesystem here');
+  test('move across devices: fsynced copy, then the source is removed, no temp file left', async (t) => {
     const { src } = setup('far.jpg', 'x'.repeat(100_000));
-    const out = fs.mkdtempSync('/dev/shm/matchd-test-');
+    // A real second filesystem (tmpfs /dev/shm) when there is one; otherwise link() is made to fail with EXDEV,
+    // which is exactly what sends a move down the copy path.
+    const realSecondFs = fs.statSync('/dev/shm', { throwIfNoEntry: false })?.dev !== undefined &&
+      fs.statSync('/dev/shm').dev !== fs.statSync(src).dev;
+    const out = realSecondFs ? fs.mkdtempSync('/dev/shm/matchd-test-') : path.join(tmpDir(), 'other-device');
+    if (!realSecondFs) {
+      const realLink = fsp.link;
+      t.mock.method(fsp, 'link', async (from: string, to: string) => {
+        if (from === src) throw Object.assign(new Error('EXDEV: cross-device link not permitted'), { code: 'EXDEV' });
+        return realLink(from, to);
+      });
+    }
     try {
       const r = await fileActions.move({ src, dir: out }, ctx(src).c);
       assert.ok(!fs.existsSync(src));
       assert.equal(fs.readFileSync(r.location!, 'utf8').length, 100_000);
       assert.deepEqual(fs.readdirSync(out), ['far.jpg'], 'no temp file left behind');
     } finally {
-      fs.rmSync(out, { recursive: true, force: true });
+      if (realSecondFs) fs.rmSync(out, { recursive: true, force: true });
     }
   });
 
