@@ -17,7 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BuildInfo, buildInfo, ensureBenchModel } from './build-model.ts';
 import {
-  type ScenarioResult, type Stats, describeMachine, intList, isMain, machineInfo, markdownTable, ms, progress, stats, textTable,
+  type ScenarioResult, type Stats, describeMachine, emitResult, intList, runWhenMain, machineInfo, markdownTable, ms, progress, stats, textTable,
 } from './lib.ts';
 
 export interface Cell {
@@ -205,17 +205,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Comp
     scenario: 'compute', date: new Date().toISOString(), machine, model, onnxruntime: ort, options: o, cells,
     table, markdown, allTargetsMet: true,
   };
-  if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else process.stdout.write(`${table}\n`);
+  emitResult(result, values.json);
   return result;
 }
 
-if (isMain(import.meta.url)) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      progress(`compute: ${err instanceof Error ? (process.env.BENCH_DEBUG ? err.stack : err.message) : String(err)}`);
-      process.exit(1);
-    },
-  );
-}
+runWhenMain(import.meta.url, 'compute', main);

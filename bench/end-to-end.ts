@@ -36,7 +36,7 @@ import { type BuildInfo, benchModelDir, buildInfo, ensureBenchModel } from './bu
 import type { Cell } from './compute.ts';
 import type { RawImage } from '../src/core/native.ts';
 import {
-  type ScenarioResult, type Stats, benchDir, describeMachine, ensureJpegs, importBaseline, intList, isMain, loopDelay,
+  type ScenarioResult, type Stats, benchDir, describeMachine, ensureJpegs, importBaseline, emitResult, intList, runWhenMain, loopDelay,
   machineInfo, markdownTable, ms, progress, runJsonChild, stats, textTable,
 } from './lib.ts';
 
@@ -596,17 +596,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<EndT
   };
   partial.allTargetsMet = partial.targets.every((t) => t.met);
   const result: EndToEndResult = { ...partial, ...render(partial, argv) };
-  if (json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else process.stdout.write(`${result.table}\n`);
+  emitResult(result, json);
   return result;
 }
 
-if (isMain(import.meta.url)) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      progress(`end-to-end: ${err instanceof Error ? (process.env.BENCH_DEBUG ? err.stack : err.message) : String(err)}`);
-      process.exit(1);
-    },
-  );
-}
+runWhenMain(import.meta.url, 'end-to-end', main);

@@ -255,3 +255,20 @@ export function intList(name: string, v: string, min = 0): number[] {
     return n;
   });
 }
+
+/** Print a scenario's result: JSON for run-all/update-benchmarks, else its table. */
+export function emitResult(result: { table: string }, json: boolean): void {
+  process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : `${result.table}\n`);
+}
+
+/** Run a scenario's `main` when the file is executed directly; the message alone on failure (BENCH_DEBUG=1: the stack). */
+export function runWhenMain(metaUrl: string, name: string, main: () => Promise<unknown>): void {
+  if (!isMain(metaUrl)) return;
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      progress(`${name}: ${err instanceof Error ? (process.env.BENCH_DEBUG ? err.stack : err.message) : String(err)}`);
+      process.exit(1);
+    },
+  );
+}

@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { type BenchModel, buildInfo, ensureBenchModel } from './build-model.ts';
 import type { RawImage } from '../src/core/native.ts';
 import {
-  type ScenarioResult, describeMachine, ensureJpegs, intList, isMain, machineInfo, markdownTable, progress, textTable,
+  type ScenarioResult, describeMachine, ensureJpegs, emitResult, intList, runWhenMain, machineInfo, markdownTable, progress, textTable,
 } from './lib.ts';
 
 const TEXTS = ['a photo of a dog', 'a red car on a street', 'a bowl of food on a table', 'people standing on a beach', 'a close up picture of a flower'];
@@ -174,17 +174,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Memo
     scenario: 'memory', date: new Date().toISOString(), machine, options: o, samples, growth, peakGrowth,
     imagesPerSecond: ips, table, markdown, allTargetsMet: met,
   };
-  if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else process.stdout.write(`${table}\n`);
+  emitResult(result, values.json);
   return result;
 }
 
-if (isMain(import.meta.url)) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      progress(`memory: ${err instanceof Error ? (process.env.BENCH_DEBUG ? err.stack : err.message) : String(err)}`);
-      process.exit(1);
-    },
-  );
-}
+runWhenMain(import.meta.url, 'memory', main);
