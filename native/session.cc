@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <sstream>
 
 #include "addon_data.h"
@@ -237,7 +238,14 @@ Napi::Value Session::Load(const Napi::CallbackInfo& info) {
     SessionConfig config = ReadConfig(info[0].As<Napi::Object>());
     AddonData* data = GetData(env);
     if (!data->ortEnv) {
+      // ONNX Runtime >= 1.29 on Linux (this build and the official onnxruntime-node one alike) carries Microsoft's
+      // 1DS telemetry client: it resolves and connects to mobile.events.data.microsoft.com, writes
+      // $TMPDIR/mat-debug-PID.log and a device id under ~/.cache/Microsoft. DisableTelemetryEvents() alone does not
+      // stop it; ORT_DISABLE_TELEMETRY=1, read when the first Env is created, does. Set here (process-wide, so it
+      // holds for worker threads too), overriding any inherited value. test/privacy/no-outbound.test.ts proves it.
+      setenv("ORT_DISABLE_TELEMETRY", "1", 1);
       data->ortEnv = std::make_shared<Ort::Env>(ORT_LOGGING_LEVEL_ERROR, "matchd");
+      data->ortEnv->DisableTelemetryEvents();
     }
     auto* worker = new LoadWorker(env, std::move(config), data->ortEnv);
     Napi::Promise promise = worker->Promise();
