@@ -5,10 +5,10 @@
  * 1024×768 JPEG files → verdicts (1 image × 5 cached texts), against baselines on the same model and images.
  *
  *   ours, batch 1      `matcher.score(path, texts)` one image after another (texts cached after the first call)
- *   ours, batcher      16 concurrent submitters, each looping `await batcher.push(path)` then `scoreVector`, through
- *                      the dynamic batcher (src/core/batcher.ts) exactly as the daemon wires it:
- *                      each job decoded as it arrives (`matcher.decodeImage`), `run: (raws) => matcher.embedDecoded(raws)`,
- *                      maxBatch = --batch, maxDelayMs 20, maxInFlight 1 (model.batchesInFlight's default)
+ *   ours, batcher      16 concurrent submitters, each looping `await matcher.pipeline.embedImage(path)` then
+ *                      `scoreVector`, through the pipeline (src/core/pipeline.ts) exactly as the daemon uses it: each
+ *                      job decoded as it arrives, batched, maxBatch = --batch, maxDelayMs 20, one batch in flight
+ *                      (model.batchesInFlight's default), decodeConcurrency 2 (model.decodeConcurrency's default)
  *   compute bound      engine `run` on prepared tensors at batch 1 and --batch (as bench/compute.ts), same process
  *   naive              what a user would write: onnxruntime-node + sharp (`resize(224, 224, {fit: 'cover'})` to raw
  *                      RGB) + a JS loop that normalises HWC bytes into a CHW Float32Array; batch 1 one after another,
@@ -34,7 +34,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type BuildInfo, benchModelDir, buildInfo, ensureBenchModel } from './build-model.ts';
 import type { Cell } from './compute.ts';
-import type { RawImage } from '../src/core/native.ts';
 import {
   type ScenarioResult, type Stats, benchDir, describeMachine, ensureJpegs, importBaseline, emitResult, intList, runWhenMain, loopDelay,
   machineInfo, markdownTable, ms, progress, runJsonChild, stats, textTable,
@@ -141,7 +140,6 @@ const pick = (files: string[], i: number) => files[i % files.length]!;
 
 async function childOurs(o: Options, threads: number, files: string[]): Promise<ChildResult> {
   const { Matcher } = await import('../src/core/matcher.ts');
-  const { Batcher } = await import('../src/core/batcher.ts');
   const { InferenceSession } = await import('../src/core/engine.ts');
   const { addon } = await import('../src/core/native.ts');
   const { timeCell, cellOf, imageRunner } = await import('./compute.ts');
@@ -157,7 +155,11 @@ async function childOurs(o: Options, threads: number, files: string[]): Promise<
     }
     s.dispose();
   }
-  const matcher = await Matcher.open(dir, { engine: { intraOpThreads: threads }, maxBatch: o.batch });
+  const sizes: number[] = [];
+  const matcher = await Matcher.open(dir, {
+    engine: { intraOpThreads: threads }, maxBatch: o.batch, maxDelayMs: 20, batchesInFlight: 1, decodeConcurrency: 2,
+    onBatch: (kind, size) => kind === 'image' && sizes.push(size),
+  });
   const textEmbs = await matcher.embedTexts(TEXTS); // cached from here on
   for (let i = 0; i < 3; i++) await matcher.score(pick(files, i), TEXTS); // warm-up
   const modes: ModeResult[] = [];
@@ -174,14 +176,8 @@ async function childOurs(o: Options, threads: number, files: string[]): Promise<
     }),
   );
   progress(`end-to-end: ours batcher, ${o.submitters} submitters, maxBatch ${o.batch}, ${threads} threads`);
-  const sizes: number[] = [];
-  // Wired as src/core/daemon.ts does: each job is decoded as it arrives (decodeConcurrency), the batcher packs and
-  // runs decoded images (one batch in flight, ORT already using every core), so decoding overlaps inference.
-  const batcher = new Batcher<RawImage, Float32Array>({
-    maxBatch: o.batch, maxDelayMs: 20, maxQueue: 1024, maxInFlight: 1,
-    run: (raws) => matcher.embedDecoded(raws),
-    onBatch: (size) => sizes.push(size),
-  });
+  // As src/core/daemon.ts uses it: each job decoded as it arrives (decodeConcurrency), batched, one batch in flight
+  // (ORT already uses every core), so decoding overlaps inference.
   const submitRound = async (count: number, lat: number[]) => {
     let left = count;
     await Promise.all(
@@ -189,10 +185,9 @@ async function childOurs(o: Options, threads: number, files: string[]): Promise<
         while (left > 0) {
           left--;
           const t0 = performance.now();
-          const d = await matcher.decodeImage(pick(files, next++));
-          if (!d.ok) throw d.error;
-          const vector = await batcher.push(d.raw);
-          const verdicts = matcher.scoreVector(vector, textEmbs);
+          const e = await matcher.pipeline.embedImage(pick(files, next++));
+          if (!e.ok) throw e.error;
+          const verdicts = matcher.scoreVector(e.vector, textEmbs);
           if (verdicts.length !== TEXTS.length) throw new Error('wrong verdict count');
           lat.push(performance.now() - t0);
         }

@@ -2,8 +2,8 @@
  * @bench-scenario memory
  *
  * Memory: resident set size while matchd scores a long stream of 1024×768 JPEG files (1 image × 5 cached texts)
- * through the dynamic batcher, as the daemon does (16 submitters; each image decoded on arrival, the batcher packs and
- * runs decoded images: `run: (raws) => matcher.embedDecoded(raws)`, one batch in flight).
+ * through the pipeline, as the daemon does (16 submitters each calling `matcher.pipeline.embedImage(path)`: each image
+ * decoded on arrival and batched, one batch in flight).
  * Target: RSS growth < 5 % from the end of the warm-up to the end of the run.
  *
  *   node --import tsx bench/memory.ts [--json] [--model tiny|b32] [--images 20000] [--warmup 1000] [--threads 2]
@@ -17,7 +17,6 @@
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { type BenchModel, buildInfo, ensureBenchModel } from './build-model.ts';
-import type { RawImage } from '../src/core/native.ts';
 import {
   type ScenarioResult, describeMachine, ensureJpegs, emitResult, intList, runWhenMain, machineInfo, markdownTable, progress, textTable,
 } from './lib.ts';
@@ -75,12 +74,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Memo
   const dir = ensureBenchModel(name);
   const files = await ensureJpegs(64, 1024, 768);
   const { Matcher } = await import('../src/core/matcher.ts');
-  const { Batcher } = await import('../src/core/batcher.ts');
-  const matcher = await Matcher.open(dir, { engine: { intraOpThreads: o.threads }, maxBatch: o.batch });
+  const matcher = await Matcher.open(dir, { engine: { intraOpThreads: o.threads }, maxBatch: o.batch, maxDelayMs: 20, batchesInFlight: 1, decodeConcurrency: 2 });
   const texts = await matcher.embedTexts(TEXTS);
-  const batcher = new Batcher<RawImage, Float32Array>({
-    maxBatch: o.batch, maxDelayMs: 20, maxQueue: 1024, maxInFlight: 1, run: (raws) => matcher.embedDecoded(raws),
-  });
   let next = 0;
   let verdicts = 0;
   const samples: Sample[] = [];
@@ -92,10 +87,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Memo
       Array.from({ length: o.submitters }, async () => {
         while (left > 0) {
           left--;
-          const d = await matcher.decodeImage(files[next++ % files.length]!);
-          if (!d.ok) throw d.error;
-          const vector = await batcher.push(d.raw); // awaited first: `verdicts += await …` would read verdicts before it
-          verdicts += matcher.scoreVector(vector, texts).length;
+          const e = await matcher.pipeline.embedImage(files[next++ % files.length]!);
+          if (!e.ok) throw e.error; // awaited first: `verdicts += await …` would read verdicts before it
+          verdicts += matcher.scoreVector(e.vector, texts).length;
           onProgress?.(++done);
         }
       }),

@@ -1,39 +1,58 @@
 /**
- * A dynamic batcher: items pushed from anywhere are grouped into one call of `run` when `maxBatch` are waiting
- * or `maxDelayMs` after the first one arrived, with at most `maxInFlight` batches running (so decoding of the next
+ * A dynamic batcher: items pushed from anywhere are grouped into one call of `run` when `maxBatch` items (or
+ * `maxCost` of budget, e.g. visual tokens) are waiting, or `maxDelayMs` after the first one arrived — sooner when
+ * the producer says nothing more is on its way — with at most `maxInFlight` batches running (so preparing the next
  * batch overlaps inference of the current one). The queue is bounded: a full queue refuses instead of growing.
  */
+import { MatchdError } from './errors.ts';
 
 export interface BatcherOptions<T, R> {
   maxBatch: number;
+  /** Most total `cost` per batch (default: unlimited). An item costing more than this still runs, alone. */
+  maxCost?: number;
+  /** An item's share of `maxCost` (default 1). */
+  cost?(item: T): number;
   maxDelayMs: number;
   /** Most items waiting (not yet in a running batch). */
   maxQueue: number;
   maxInFlight: number;
+  /**
+   * True while more items are about to arrive (e.g. images still being decoded): a partial batch waits for them, up
+   * to maxDelayMs. When it says false, a partial batch goes on the next turn of the event loop. Without it, a
+   * partial batch always waits maxDelayMs.
+   */
+  expectingMore?(): boolean;
   run(items: T[]): Promise<R[]>;
   /** Called with each batch's size and how long it ran (metrics). */
   onBatch?(size: number, ms: number): void;
 }
 
-export class QueueFullError extends Error {
+/** push() on a full queue. Callers size their intake from `room`, so this means a caller ignored it. */
+export class QueueFullError extends MatchdError {
   constructor(readonly capacity: number) {
-    super(`the batch queue is full (${capacity} waiting)`);
+    super('MATCHD_QUEUE_FULL', `the batch queue is full (${capacity} waiting)`, { capacity });
   }
 }
 
 interface Waiting<T, R> {
   item: T;
+  cost: number;
   resolve(r: R): void;
   reject(err: unknown): void;
 }
 
 export class Batcher<T, R> {
   private queue: Waiting<T, R>[] = [];
+  private queuedCost = 0;
   private timer: NodeJS.Timeout | undefined;
+  private soon: NodeJS.Immediate | undefined;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
+  private readonly maxCost: number;
 
-  constructor(private readonly opts: BatcherOptions<T, R>) {}
+  constructor(private readonly opts: BatcherOptions<T, R>) {
+    this.maxCost = opts.maxCost ?? Infinity;
+  }
 
   get queued(): number {
     return this.queue.length;
@@ -51,25 +70,51 @@ export class Batcher<T, R> {
   /** Queue one item; resolves with its own result. Throws QueueFullError when the queue is full. */
   push(item: T): Promise<R> {
     if (this.queue.length >= this.opts.maxQueue) throw new QueueFullError(this.opts.maxQueue);
-    const p = new Promise<R>((resolve, reject) => this.queue.push({ item, resolve, reject }));
+    const cost = this.opts.cost?.(item) ?? 1;
+    const p = new Promise<R>((resolve, reject) => this.queue.push({ item, cost, resolve, reject }));
+    this.queuedCost += cost;
     this.schedule();
     return p;
   }
 
+  /** The producer's outlook changed (e.g. an expected item failed to arrive): reconsider sending a partial batch. */
+  poke(): void {
+    this.schedule();
+  }
+
+  private full(): boolean {
+    return this.queue.length >= this.opts.maxBatch || this.queuedCost >= this.maxCost;
+  }
+
   private schedule(): void {
     if (this.inFlight >= this.opts.maxInFlight || this.queue.length === 0) return;
-    if (this.queue.length >= this.opts.maxBatch || this.opts.maxDelayMs === 0) {
+    if (this.full()) {
       this.flush();
+    } else if (this.opts.maxDelayMs === 0 || this.opts.expectingMore?.() === false) {
+      // Next turn, not now: items pushed in the same synchronous loop still join this batch.
+      this.soon ??= setImmediate(() => {
+        this.soon = undefined;
+        this.flush();
+      });
     } else if (!this.timer) {
       this.timer = setTimeout(() => this.flush(), this.opts.maxDelayMs);
     }
+  }
+
+  /** The front of the queue up to maxBatch items and maxCost (at least one item). */
+  private take(): Waiting<T, R>[] {
+    let n = 0;
+    let cost = 0;
+    while (n < this.queue.length && n < this.opts.maxBatch && (n === 0 || cost + this.queue[n]!.cost <= this.maxCost)) cost += this.queue[n++]!.cost;
+    this.queuedCost -= cost;
+    return this.queue.splice(0, n);
   }
 
   private flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     while (this.inFlight < this.opts.maxInFlight && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.opts.maxBatch);
+      const batch = this.take();
       this.inFlight++;
       const start = performance.now();
       this.opts
@@ -88,8 +133,8 @@ export class Batcher<T, R> {
           if (this.inFlight === 0 && this.queue.length === 0) this.idleWaiters.splice(0).forEach((f) => f());
           this.schedule();
         });
-      // Only full batches go out back to back; a partial one waits for its delay unless nothing else is running.
-      if (this.queue.length < this.opts.maxBatch) break;
+      // Only full batches go out back to back; a partial one waits its turn unless nothing else is running.
+      if (!this.full()) break;
     }
     this.schedule();
   }

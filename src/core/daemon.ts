@@ -8,14 +8,12 @@ import path from 'node:path';
 import { ActionRunner, type ActionHandler } from './actions/runner.ts';
 import { fileActions } from './actions/file-actions.ts';
 import { AdminServer, type Health } from './admin.ts';
-import { Batcher } from './batcher.ts';
 import { CORE_ACTIONS, sourceName, type Config, type Rule } from './config.ts';
 import { MatchdError, isMatchdError, type ErrorCode } from './errors.ts';
 import { Journal, type Job } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Matcher, type ImageEmbedding, type TextEmbedding } from './matcher.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import type { RawImage } from './native.ts';
 import type { HealthState, JobRequest, JobView, PluginContext, SourceInstance, SubmitResult } from './plugin.ts';
 import type { PluginRegistry } from './registry.ts';
 import { decide, planActions, resultDocument, type ScoredOutcome } from './router.ts';
@@ -75,9 +73,6 @@ export class Daemon {
   readonly log: Logger;
   private journal!: Journal;
   private matcher!: Matcher;
-  private batcher!: Batcher<{ job: Job; raw: RawImage }, Float32Array>;
-  /** Jobs leased and being decoded (ahead of the batcher), counted against its room. */
-  private decoding = 0;
   private runner!: ActionRunner;
   private admin: AdminServer | undefined;
   private readonly sources: SourceEntry[] = [];
@@ -116,27 +111,22 @@ export class Daemon {
     const c = this.config;
     await checkSources(c, this.opts.registry, this.opts.baseDir);
     this.journal = new Journal(this.resolve(c.journal.path), this.now);
+    // The pipeline decodes jobs as they are leased (decodeConcurrency at once, decodeAhead at most), so the next
+    // batch is ready while the current one infers.
     this.matcher = await Matcher.open(this.resolve(c.model.dir), {
       engine: { provider: c.model.provider, fallbackToCpu: c.model.fallbackToCpu, intraOpThreads: c.model.intraOpThreads, logger: this.log.child({ component: 'engine' }) },
       maxBatch: c.model.maxBatch,
-      decodeConcurrency: c.model.decodeConcurrency,
-      limits: { maxPixels: c.model.maxPixels, maxBytes: c.model.maxBytes },
-    });
-    for (const [name, rule] of Object.entries(c.rules)) this.ruleTexts.set(name, await this.matcher.embedTexts(rule.texts));
-
-    // Decoding happens as jobs are leased (bounded by decodeConcurrency), so the next batch is ready while the
-    // current one infers; the batcher then only packs and runs.
-    this.batcher = new Batcher<{ job: Job; raw: RawImage }, Float32Array>({
-      maxBatch: c.model.maxBatch,
       maxDelayMs: c.model.maxDelayMs,
-      maxQueue: c.model.maxBatch * 4,
-      maxInFlight: c.model.batchesInFlight,
-      run: (items) => this.matcher.embedDecoded(items.map((i) => i.raw)),
-      onBatch: (size, ms) => {
+      decodeConcurrency: c.model.decodeConcurrency,
+      batchesInFlight: c.model.batchesInFlight,
+      limits: { maxPixels: c.model.maxPixels, maxBytes: c.model.maxBytes },
+      onBatch: (kind, size, ms) => {
+        if (kind !== 'image') return;
         this.metrics.batchSize.observe(size);
         this.metrics.computeSeconds.observe(ms / 1000);
       },
     });
+    for (const [name, rule] of Object.entries(c.rules)) this.ruleTexts.set(name, await this.matcher.embedTexts(rule.texts));
     const core: Record<string, ActionHandler> = fileActions;
     this.runner = new ActionRunner(
       this.journal,
@@ -276,8 +266,7 @@ export class Daemon {
     setImmediate(() => {
       this.pumpQueued = false;
       if (this.stopping) return;
-      const room = Math.min(this.batcher.room - this.decoding, this.config.model.maxBatch * 2 - this.decoding);
-      const jobs = this.journal.lease(room, this.config.journal.leaseMs);
+      const jobs = this.journal.lease(this.matcher.pipeline.room, this.config.journal.leaseMs);
       const now = Date.now();
       const asError = (err: unknown) => ({ ok: false as const, error: isMatchdError(err) ? err : new MatchdError('MATCHD_INTERNAL', String(err)) });
       for (const job of jobs) {
@@ -286,15 +275,10 @@ export class Daemon {
           this.fail(job, new MatchdError(job.extra.failed.code as ErrorCode, job.extra.failed.message));
           continue;
         }
-        this.decoding++;
-        this.matcher
-          .decodeImage(job.imagePath)
-          .finally(() => this.decoding--)
-          .then(async (d): Promise<ImageEmbedding> => (d.ok ? { ok: true, vector: await this.batcher.push({ job, raw: d.raw }), source: d.source } : d))
-          .then(
-            (embedding) => this.finish(job, embedding),
-            (err: unknown) => this.finish(job, asError(err)),
-          );
+        this.matcher.pipeline.embedImage(job.imagePath).then(
+          (embedding: ImageEmbedding) => this.finish(job, embedding),
+          (err: unknown) => this.finish(job, asError(err)),
+        );
       }
       this.metrics.queueDepth.set(this.journal.queuedCount());
     });
@@ -362,7 +346,7 @@ export class Daemon {
       status,
       model: this.matcher ? { name: this.matcher.manifest.name, version: this.matcher.manifest.version, provider: this.matcher.provider } : null,
       journal: { ok: journalOk, ...counts },
-      queue: { batching: this.batcher?.queued ?? 0, batchesRunning: this.batcher?.running ?? 0 },
+      queue: this.matcher ? { batching: this.matcher.pipeline.stats.queued, batchesRunning: this.matcher.pipeline.stats.running } : { batching: 0, batchesRunning: 0 },
       sources,
     };
   }
@@ -386,11 +370,11 @@ export class Daemon {
         this.log.error({ source: s.name, err }, 'source failed to stop cleanly');
       }
     }
-    if (this.batcher) {
-      // Decodes in progress feed the batcher; wait for both to settle (or leave those jobs journalled).
+    if (this.matcher) {
+      // Images being prepared feed the batches; wait for all of it to settle (or leave those jobs journalled).
       let settled = false;
       while (Date.now() < deadline) {
-        if (this.decoding === 0 && this.batcher.queued === 0 && this.batcher.running === 0) {
+        if (this.matcher.pipeline.busy === 0) {
           settled = true;
           break;
         }

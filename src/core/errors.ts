@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   MATCHD_FETCH_FAILED: 'Fetching an image URL failed (status, redirect, timeout or connection error)',
   MATCHD_S3_ACCESS: 'An S3 source cannot list its bucket (AccessDenied, NoSuchBucket, bad credentials); that source stops, the daemon goes on',
   MATCHD_S3_OBJECT_GONE: 'An S3 object disappeared between listing and download (a per-item outcome kept in the source state, not a job)',
+  MATCHD_QUEUE_FULL: 'An internal batch queue refused an item because its caller ignored the room it reported (a bug: please report it)',
   MATCHD_INTERNAL: 'An internal invariant broke (a bug: please report it)',
 } as const;
 

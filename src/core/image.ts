@@ -141,8 +141,11 @@ function fromSharp(err: unknown, src: Source, format: string, maxPixels: number)
  * for bad inputs, MATCHD_BAD_OPTION for a bad spec or limits, MATCHD_BAD_INPUT for an input of the wrong type.
  */
 export async function loadImage(input: ImageInput, spec: ImageSpec, limits?: Partial<DecodeLimits>): Promise<LoadedImage> {
-  const s = imageSpecFrom(spec);
-  const lim = limitsFrom(limits);
+  return decodeImage(input, imageSpecFrom(spec), limitsFrom(limits));
+}
+
+/** `loadImage` for callers that validated the spec and limits once, up front (a model family at open). */
+export async function decodeImage(input: ImageInput, s: Required<ImageSpec>, lim: DecodeLimits): Promise<LoadedImage> {
   const { buf, src } = await readInput(input, lim);
 
   const head = buf.subarray(0, SNIFF_BYTES);

@@ -71,4 +71,45 @@ describe('daemon: batcher', () => {
     await b.idle();
     assert.deepEqual(sizes, [3, 3, 1]);
   });
+
+  test('maxCost closes a batch by budget; an item over the budget alone still runs, alone', async () => {
+    const batches: number[][] = [];
+    const b = new Batcher<number, number>({
+      maxBatch: 10, maxCost: 10, cost: (x) => x, maxDelayMs: 10_000, maxQueue: 100, maxInFlight: 1,
+      run: async (xs) => (batches.push(xs), xs),
+    });
+    await Promise.all([4, 4, 4, 12, 3, 7].map((x) => b.push(x)));
+    assert.deepEqual(batches, [[4, 4], [4], [12], [3, 7]]);
+  });
+
+  test('expectingMore: a partial batch waits while more are on their way, and goes at once when none are', async () => {
+    const batches: number[][] = [];
+    let coming = 2;
+    const b = new Batcher<number, number>({
+      maxBatch: 16, maxDelayMs: 10_000, maxQueue: 100, maxInFlight: 1, expectingMore: () => coming > 0,
+      run: async (xs) => (batches.push(xs), xs),
+    });
+    const first = b.push(1);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(batches.length, 0, 'held: two more are coming');
+    coming = 1;
+    const second = b.push(2);
+    coming = 0;
+    b.poke(); // the third failed to arrive
+    await Promise.all([first, second]);
+    assert.deepEqual(batches, [[1, 2]]);
+  });
+
+  test('items pushed in one synchronous loop join one batch even when nothing more is expected', async () => {
+    const batches: number[][] = [];
+    const b = new Batcher<number, number>({ maxBatch: 16, maxDelayMs: 0, maxQueue: 100, maxInFlight: 1, run: async (xs) => (batches.push(xs), xs) });
+    await Promise.all([1, 2, 3].map((x) => b.push(x)));
+    assert.deepEqual(batches, [[1, 2, 3]]);
+  });
+
+  test('QueueFullError carries the catalogue code', () => {
+    const b = new Batcher<number, number>({ maxBatch: 2, maxDelayMs: 1, maxQueue: 1, maxInFlight: 1, run: async (xs) => xs });
+    void b.push(1);
+    assert.throws(() => b.push(2), (e: any) => e instanceof QueueFullError && e.code === 'MATCHD_QUEUE_FULL');
+  });
 });

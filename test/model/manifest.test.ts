@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
+import { stringify } from 'yaml';
 import { MatchdError } from '../../src/core/errors.ts';
 import { readPackage } from '../../src/core/model/package.ts';
 import { SCHEMAS, render } from '../../scripts/write-schemas.ts';
@@ -27,7 +28,8 @@ describe('model package: manifest', () => {
     assert.equal(pkg.manifest.version, '1');
     assert.deepEqual(pkg.manifest.score.range, [0, 1]);
     assert.deepEqual(pkg.manifest.bands.list.map((b) => b.name), ['adopt', 'review', 'improve', 'reject']);
-    assert.equal(pkg.imageModel, path.join(demoDir, 'image.onnx'));
+    assert.equal(pkg.manifest.family, 'dual-encoder', 'a manifest without family is a dual encoder');
+    assert.equal(pkg.files['image.model'], path.join(demoDir, 'image.onnx'));
   });
 
   test('defaults: GME-style range [0.1, 0.5] and the four default bands when omitted', () => {
@@ -83,12 +85,45 @@ describe('model package: manifest', () => {
     invalid(dir, /model\.yaml/);
   });
 
+  test('a gme-qwen2-vl manifest: the GME reference settings are the defaults; its files are checked', () => {
+    const dir = path.join(demoCopy(), '..', 'gme');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'model.yaml'), stringify({
+      family: 'gme-qwen2-vl', name: 'gme-test', version: 1, embeddingSize: 1536,
+      gme: { vision: { model: 'vision.onnx' }, decoder: { model: 'decoder.onnx' }, tokenizer: 'tokenizer.json' },
+    }));
+    invalid(dir, /gme\.vision\.model: file not found/, /gme\.decoder\.model: file not found/, /gme\.tokenizer: file not found/);
+    for (const f of ['vision.onnx', 'decoder.onnx', 'tokenizer.json']) fs.writeFileSync(path.join(dir, f), '');
+    const { manifest } = readPackage(dir);
+    assert.equal(manifest.family, 'gme-qwen2-vl');
+    if (manifest.family !== 'gme-qwen2-vl') return;
+    assert.deepEqual(manifest.score.range, [0.1, 0.5]);
+    assert.equal(manifest.gme.image.minPixels, 256 * 784);
+    assert.equal(manifest.gme.image.maxPixels, 1280 * 784);
+    assert.equal(manifest.gme.image.fetchMinPixels, 4 * 784);
+    assert.equal(manifest.gme.image.fetchMaxPixels, 16384 * 784);
+    assert.equal(manifest.gme.text.maxLength, 1800);
+    assert.equal(manifest.gme.text.imagePadId, 151655);
+    assert.equal(manifest.gme.text.queryInstruction, 'Find an image that matches the given text.');
+    assert.equal(manifest.gme.text.documentInstruction, 'You are a helpful assistant.');
+    assert.equal(manifest.gme.text.template,
+      '<|im_start|>system\n{instruction}<|im_end|>\n<|im_start|>user\n{vision}{text}<|im_end|>\n<|im_start|>assistant\n<|endoftext|>');
+  });
+
+  test('an unknown family and a gme manifest with dual-encoder keys are refused, naming the problem', () => {
+    invalid(demoCopy((m) => (m.family = 'llava')), /family: Invalid discriminator value/);
+    invalid(demoCopy((m) => (m.family = 'gme-qwen2-vl')), /gme: /, /image/);
+  });
+
   test('the published JSON Schema is current with the loader\'s schema', () => {
     for (const [file, make] of Object.entries(SCHEMAS)) {
       assert.equal(fs.readFileSync(path.join(repoRoot, file), 'utf8'), render(make), `${file} is stale: run npm run schema`);
     }
     const schema = JSON.parse(fs.readFileSync(path.join(repoRoot, 'models/model.schema.json'), 'utf8'));
-    assert.deepEqual(schema.required.sort(), ['embeddingSize', 'image', 'name', 'text', 'version']);
-    assert.equal(schema.additionalProperties, false);
+    const [dual, gme] = schema.oneOf;
+    assert.deepEqual(dual.required.sort(), ['embeddingSize', 'image', 'name', 'text', 'version']);
+    assert.deepEqual(gme.required.sort(), ['embeddingSize', 'family', 'gme', 'name', 'version']);
+    assert.equal(dual.additionalProperties, false);
+    assert.equal(gme.additionalProperties, false);
   });
 });

@@ -2,12 +2,14 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import type { DualEncoderManifest } from '../../src/core/model/manifest.ts';
 import { readPackage } from '../../src/core/model/package.ts';
 import { TextTokenizer, buildQuery } from '../../src/core/model/tokenizer.ts';
 import { demoDir } from '../fixtures/packages.ts';
 
 describe('model package: tokenizer', () => {
-  const pkg = readPackage(demoDir);
+  const raw = readPackage(demoDir);
+  const pkg = { tokenizer: raw.files['text.tokenizer']!, manifest: raw.manifest as DualEncoderManifest };
   const tok = TextTokenizer.load(pkg.tokenizer, pkg.manifest.text);
 
   test('round trip: text → ids → text (lower-cased, unknown words as [UNK] are dropped as special)', async () => {

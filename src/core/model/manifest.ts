@@ -1,7 +1,8 @@
 /**
- * The model package manifest (`models/<name>/model.yaml`): a dual encoder, its preprocessing, its score
- * calibration and default bands. The zod schema here is the source of truth; `models/model.schema.json` is
- * generated from it (`npm run schema`) for editors, and a test keeps the two identical.
+ * The model package manifest (`models/<name>/model.yaml`): the model family (`dual-encoder`, the default, or
+ * `gme-qwen2-vl`), its preprocessing, its score calibration and default bands. The zod schema here is the source of
+ * truth; `models/model.schema.json` is generated from it (`npm run schema`) for editors, and a test keeps the two
+ * identical.
  */
 import { z } from 'zod';
 
@@ -67,15 +68,14 @@ export const TextEncoderSchema = z.strictObject({
     .default({ instruction: '', template: '{text}' }),
 });
 
-export const ManifestSchema = z.strictObject({
+/** Settings every family shares: identity, embedding size, calibration and default bands. */
+const common = {
   $schema: z.string().optional(),
   name: z.string().min(1),
   version: z.union([z.string(), z.number()]).transform(String),
   description: z.string().default(''),
   embeddingSize: positiveInt,
-  normalized: z.boolean().default(false).describe('true when both encoders already output L2-normalised embeddings'),
-  image: ImageEncoderSchema,
-  text: TextEncoderSchema,
+  normalized: z.boolean().default(false).describe('true when the encoders already output L2-normalised embeddings'),
   score: z
     .object({
       range: z.tuple([z.number(), z.number()]).refine(([lo, hi]) => hi > lo, 'range must be [lo, hi] with hi > lo')
@@ -86,12 +86,74 @@ export const ManifestSchema = z.strictObject({
     on: 'cosine',
     list: [{ name: 'adopt', min: 0.4 }, { name: 'review', min: 0.3 }, { name: 'improve', min: 0.2 }, { name: 'reject' }],
   }),
+};
+
+/** Two towers of fixed input size (CLIP, SigLIP, the demo): today's packages, and the default family. */
+export const DualEncoderManifestSchema = z.strictObject({
+  family: z.literal('dual-encoder').default('dual-encoder').describe('dual-encoder (the default) or gme-qwen2-vl'),
+  ...common,
+  image: ImageEncoderSchema,
+  text: TextEncoderSchema,
 });
 
+/** GME-Qwen2-VL: a vision tower per image and one decoder for image and text prompts (see `gme:`). */
+export const GmeSpecSchema = z.strictObject({
+  vision: z.strictObject({
+    model: z.string().min(1),
+    pixelValues: z.string().min(1).default('pixel_values').describe('float32 [B, patches, 1176]'),
+    positionIds: z.string().min(1).default('position_ids').describe('int64 [patches, 2]: (row, col) in 2×2-merge order'),
+    output: z.string().min(1).default('image_embeds').describe('float32 [B, patches/4, hidden]'),
+  }),
+  decoder: z.strictObject({
+    model: z.string().min(1),
+    inputIds: z.string().min(1).default('input_ids'),
+    attentionMask: z.string().min(1).default('attention_mask'),
+    imageEmbeds: z.string().min(1).default('image_embeds').describe('float32 [M, hidden]: every image_pad row, in order'),
+    output: z.string().min(1).default('embeddings').describe('float32 [B, hidden], L2-normalised'),
+  }),
+  tokenizer: z.string().min(1).describe('tokenizer.json (Hugging Face tokenizers format)'),
+  weights: z.enum(['float32', 'float16']).default('float32').describe('how the weights are stored (graph IO is float32 either way)'),
+  image: z.strictObject({
+    patchSize: positiveInt.default(14),
+    temporalPatchSize: positiveInt.default(2),
+    mergeSize: positiveInt.default(2),
+    mean: triple.default([0.48145466, 0.4578275, 0.40821073]),
+    std: triple.default([0.26862954, 0.26130258, 0.27577711]).refine((s) => s.every((v) => v !== 0), 'std must not contain 0'),
+    minPixels: positiveInt.default(256 * 784).describe('the image processor: fewest pixels after resizing'),
+    maxPixels: positiveInt.default(1280 * 784).describe('the image processor: most pixels after resizing'),
+    fetchMinPixels: positiveInt.default(4 * 784).describe("gme's fetch_image: fewest pixels of the first resize"),
+    fetchMaxPixels: positiveInt.default(16384 * 784).describe("gme's fetch_image: most pixels of the first resize"),
+    maxAspectRatio: z.number().positive().default(200),
+    exifOrientation: z.boolean().default(true).describe('apply EXIF orientation (the reference does not: false = reference-exact)'),
+  }).prefault({}),
+  text: z.strictObject({
+    maxLength: positiveInt.default(1800).describe('tokens per prompt; longer prompts are cut on the right and flagged'),
+    padId: z.number().int().min(0).default(151643),
+    imagePadId: z.number().int().min(0).default(151655),
+    template: z.string().includes('{text}').includes('{vision}')
+      .default('<|im_start|>system\n{instruction}<|im_end|>\n<|im_start|>user\n{vision}{text}<|im_end|>\n<|im_start|>assistant\n<|endoftext|>'),
+    vision: z.string().default('<|vision_start|><|image_pad|><|vision_end|>').describe('what {vision} becomes for an image'),
+    imagePad: z.string().default('<|image_pad|>').describe('the token expanded to one copy per merged visual token'),
+    queryInstruction: z.string().default('Find an image that matches the given text.'),
+    documentInstruction: z.string().default('You are a helpful assistant.'),
+  }).prefault({}),
+});
+
+export const GmeManifestSchema = z.strictObject({
+  family: z.literal('gme-qwen2-vl'),
+  ...common,
+  gme: GmeSpecSchema,
+});
+
+export const ManifestSchema = z.discriminatedUnion('family', [DualEncoderManifestSchema, GmeManifestSchema]);
+
 export type Manifest = z.output<typeof ManifestSchema>;
+export type DualEncoderManifest = z.output<typeof DualEncoderManifestSchema>;
+export type GmeManifest = z.output<typeof GmeManifestSchema>;
+export type GmeSpec = GmeManifest['gme'];
 export type Bands = z.output<typeof BandsSchema>;
-export type ImageEncoderSpec = Manifest['image'];
-export type TextEncoderSpec = Manifest['text'];
+export type ImageEncoderSpec = DualEncoderManifest['image'];
+export type TextEncoderSpec = DualEncoderManifest['text'];
 
 /** The JSON Schema published as models/model.schema.json. */
 export function manifestJsonSchema(): Record<string, unknown> {

@@ -1,21 +1,20 @@
 /**
- * A model package on disk: model.yaml + two ONNX files + tokenizer.json. Loading validates the manifest
- * (schema) and then the manifest against the ONNX files' real inputs and outputs, listing every mismatch.
+ * A model package on disk: model.yaml plus the files its family names (ONNX graphs, tokenizer.json). Reading one
+ * validates the manifest (schema) and checks that every named file exists, listing every problem; each family then
+ * checks the manifest against the ONNX graphs' real inputs and outputs when it opens them.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import type { ZodError } from 'zod';
 import { MatchdError } from '../errors.ts';
-import type { IoMeta } from '../native.ts';
 import { ManifestSchema, type Manifest } from './manifest.ts';
 
-export interface ModelPackage {
+export interface ModelPackage<M extends Manifest = Manifest> {
   dir: string;
-  manifest: Manifest;
-  imageModel: string;
-  textModel: string;
-  tokenizer: string;
+  manifest: M;
+  /** Absolute paths of the package's files, by the manifest key that names them (e.g. `image.model`). */
+  files: Record<string, string>;
 }
 
 /** Format zod issues as "path: message" lines. */
@@ -23,12 +22,21 @@ export function zodProblems(err: ZodError, prefix = ''): string[] {
   return err.issues.map((i) => `${[prefix, ...i.path.map(String)].filter(Boolean).join('.') || '(root)'}: ${i.message}`);
 }
 
-function invalid(dir: string, problems: string[]): MatchdError {
+/** MATCHD_MODEL_INVALID listing every problem with a package. */
+export function invalidPackage(dir: string, problems: string[]): MatchdError {
   return new MatchdError(
     'MATCHD_MODEL_INVALID',
     `model package ${dir} is invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
     { dir, problems },
   );
+}
+
+/** The files a manifest names, keyed by where it names them. */
+function namedFiles(m: Manifest): Record<string, string> {
+  if (m.family === 'gme-qwen2-vl') {
+    return { 'gme.vision.model': m.gme.vision.model, 'gme.decoder.model': m.gme.decoder.model, 'gme.tokenizer': m.gme.tokenizer };
+  }
+  return { 'image.model': m.image.model, 'text.model': m.text.model, 'text.tokenizer': m.text.tokenizer };
 }
 
 /** Read and validate `dir/model.yaml` and check that the files it names exist. */
@@ -39,82 +47,13 @@ export function readPackage(dir: string): ModelPackage {
     raw = parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
     const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (err as Error).message;
-    throw invalid(dir, [`model.yaml: ${why}`]);
+    throw invalidPackage(dir, [`model.yaml: ${why}`]);
   }
   const parsed = ManifestSchema.safeParse(raw);
-  if (!parsed.success) throw invalid(dir, zodProblems(parsed.error));
+  if (!parsed.success) throw invalidPackage(dir, zodProblems(parsed.error));
   const manifest = parsed.data;
-  const pkg: ModelPackage = {
-    dir,
-    manifest,
-    imageModel: path.resolve(dir, manifest.image.model),
-    textModel: path.resolve(dir, manifest.text.model),
-    tokenizer: path.resolve(dir, manifest.text.tokenizer),
-  };
-  const missing = ([['image.model', pkg.imageModel], ['text.model', pkg.textModel], ['text.tokenizer', pkg.tokenizer]] as const)
-    .filter(([, f]) => !fs.existsSync(f))
-    .map(([k, f]) => `${k}: file not found: ${f}`);
-  if (missing.length) throw invalid(dir, missing);
-  return pkg;
+  const files = Object.fromEntries(Object.entries(namedFiles(manifest)).map(([k, f]) => [k, path.resolve(dir, f)]));
+  const missing = Object.entries(files).filter(([, f]) => !fs.existsSync(f)).map(([k, f]) => `${k}: file not found: ${f}`);
+  if (missing.length) throw invalidPackage(dir, missing);
+  return { dir, manifest, files };
 }
-
-function dims(shape: (number | null)[]): string {
-  return `[${shape.map((d) => d ?? '?').join(', ')}]`;
-}
-
-/** Compare the manifest with the sessions' real metadata; returns every mismatch (empty when consistent). */
-export function checkAgainstModels(m: Manifest, image: { inputs: IoMeta[]; outputs: IoMeta[] }, text: { inputs: IoMeta[]; outputs: IoMeta[] }): string[] {
-  const problems: string[] = [];
-  const find = (list: IoMeta[], name: string) => list.find((io) => io.name === name);
-  const names = (list: IoMeta[]) => list.map((io) => io.name).join(', ');
-  const embeddingOk = (io: IoMeta, where: string) => {
-    if (io.type !== 'float32' && io.type !== 'float16') problems.push(`${where}: output '${io.name}' is ${io.type}, expected float32 or float16`);
-    const last = io.shape[io.shape.length - 1];
-    if (io.shape.length !== 2) problems.push(`${where}: output '${io.name}' has shape ${dims(io.shape)}, expected [batch, ${m.embeddingSize}]`);
-    else if (last !== null && last !== m.embeddingSize) problems.push(`${where}: output '${io.name}' has ${last} dims but embeddingSize is ${m.embeddingSize}`);
-  };
-
-  const px = find(image.inputs, m.image.input);
-  if (!px) problems.push(`image.input: the image model has no input '${m.image.input}' (it has: ${names(image.inputs)})`);
-  else {
-    if (px.type !== m.image.dtype) problems.push(`image.dtype: manifest says ${m.image.dtype} but input '${px.name}' is ${px.type}`);
-    if (px.shape.length !== 4) problems.push(`image.input: '${px.name}' has shape ${dims(px.shape)}, expected NCHW [batch, 3, height, width]`);
-    else {
-      const [, c, h, w] = px.shape;
-      if (c !== null && c !== 3) problems.push(`image.input: '${px.name}' has ${c} channels, expected 3`);
-      if (h !== null && h !== m.image.size.height) problems.push(`image.size.height: manifest says ${m.image.size.height} but the model takes ${h}`);
-      if (w !== null && w !== m.image.size.width) problems.push(`image.size.width: manifest says ${m.image.size.width} but the model takes ${w}`);
-    }
-  }
-  for (const io of image.inputs) {
-    if (io.name !== m.image.input) problems.push(`image.model: input '${io.name}' is not fed by the manifest (only '${m.image.input}' is)`);
-  }
-  const imgOut = find(image.outputs, m.image.output);
-  if (!imgOut) problems.push(`image.output: the image model has no output '${m.image.output}' (it has: ${names(image.outputs)})`);
-  else embeddingOk(imgOut, 'image.output');
-
-  const fed = [m.text.inputIds, ...(m.text.attentionMask ? [m.text.attentionMask] : [])];
-  for (const [key, name] of [['text.inputIds', m.text.inputIds], ['text.attentionMask', m.text.attentionMask]] as const) {
-    if (name === undefined) continue;
-    const io = find(text.inputs, name);
-    if (!io) problems.push(`${key}: the text model has no input '${name}' (it has: ${names(text.inputs)})`);
-    else {
-      if (io.type !== m.text.dtype) problems.push(`text.dtype: manifest says ${m.text.dtype} but input '${name}' is ${io.type}`);
-      if (io.shape.length !== 2) problems.push(`${key}: '${name}' has shape ${dims(io.shape)}, expected [batch, sequence]`);
-      else if (io.shape[1] !== null && m.text.padding !== 'max_length') {
-        problems.push(`text.padding: '${name}' has a fixed length ${io.shape[1]}, so padding must be max_length`);
-      } else if (io.shape[1] !== null && io.shape[1] !== m.text.maxLength) {
-        problems.push(`text.maxLength: manifest says ${m.text.maxLength} but '${name}' takes ${io.shape[1]} tokens`);
-      }
-    }
-  }
-  for (const io of text.inputs) {
-    if (!fed.includes(io.name)) problems.push(`text.model: input '${io.name}' is not fed by the manifest (set text.inputIds / text.attentionMask)`);
-  }
-  const txtOut = find(text.outputs, m.text.output);
-  if (!txtOut) problems.push(`text.output: the text model has no output '${m.text.output}' (it has: ${names(text.outputs)})`);
-  else embeddingOk(txtOut, 'text.output');
-  return problems;
-}
-
-export { invalid as invalidPackage };
