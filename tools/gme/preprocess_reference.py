@@ -148,10 +148,14 @@ def position_ids(grid_h, grid_w):
 
 
 def preprocess(image, exif_transpose=False):
-    """Every stage for one image: the source mode and size, the uint8 image after each resize, the patch tensor."""
+    """Every stage for one image: the source mode, its (width, height), the uint8 image after each resize, the patch
+    tensor, the grid and the position ids."""
     src = image if isinstance(image, Image.Image) else Image.open(image)
-    mode, size = src.mode, src.size
-    fetched = fetch_image(src, exif_transpose=exif_transpose)
+    mode = src.mode
+    if exif_transpose:
+        src = ImageOps.exif_transpose(src)
+    size = src.size  # as fetch_image sees it: after the EXIF transpose when one is asked for
+    fetched = fetch_image(src)
     processed = resize_for_processor(fetched)
     pixel_values, grid = patchify(processed)
     return {
