@@ -66,41 +66,67 @@ inline uint8_t Clip8(int32_t acc) {
   return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
+/**
+ * acc[i] += Σ_j p[j·stride + i] · k[j] for i < lanes: the one multiply-add loop of both passes, written so the
+ * compiler vectorises it (AVX2 where the CPU has it, chosen at load time; SSE2 otherwise). Integer sums do not
+ * depend on the order of the terms, so vectorising never changes a result.
+ */
+__attribute__((target_clones("avx2", "default")))
+void AccumulateTaps(const uint8_t* __restrict p, size_t stride, const int32_t* __restrict k, int n,
+                    int32_t* __restrict acc, size_t lanes) {
+  for (int j = 0; j < n; j++, p += stride) {
+    const int32_t kj = k[j];
+    for (size_t i = 0; i < lanes; i++) acc[i] += static_cast<int32_t>(p[i]) * kj;
+  }
+}
+
+// The horizontal pass copies blocks of rows into a column-major layout, so that the taps of one output pixel become
+// contiguous vectors of kBlockRows·C values (the vertical pass's access pattern); 16 rows measured fastest of 8/16/32.
+constexpr int kBlockRows = 16;
+
 /** Horizontal pass over rows [y0, y0 + rows) of src into `rows` rows of dst (outW wide). */
 template <int C>
 void HorizontalPass(const uint8_t* src, int inW, int y0, int rows, uint8_t* dst, int outW, const AxisWeights& w) {
   const size_t inStride = static_cast<size_t>(inW) * C, outStride = static_cast<size_t>(outW) * C;
-  for (int y = 0; y < rows; y++) {
+  constexpr int L = kBlockRows * C;
+  std::vector<uint8_t> block(static_cast<size_t>(inW) * L);
+  int y = 0;
+  for (; y + kBlockRows <= rows; y += kBlockRows) {
+    for (int r = 0; r < kBlockRows; r++) {
+      const uint8_t* in = src + (static_cast<size_t>(y0) + y + r) * inStride;
+      uint8_t* b = block.data() + r * C;
+      for (int x = 0; x < inW; x++, in += C, b += L)
+        for (int c = 0; c < C; c++) b[c] = in[c];
+    }
+    for (int x = 0; x < outW; x++) {
+      int32_t acc[L];
+      for (int i = 0; i < L; i++) acc[i] = kHalf;
+      AccumulateTaps(block.data() + static_cast<size_t>(w.first[x]) * L, L, &w.k[static_cast<size_t>(x) * w.ksize],
+                     w.count[x], acc, L);
+      for (int r = 0; r < kBlockRows; r++)
+        for (int c = 0; c < C; c++) dst[(static_cast<size_t>(y) + r) * outStride + static_cast<size_t>(x) * C + c] = Clip8(acc[r * C + c]);
+    }
+  }
+  for (; y < rows; y++) {  // the last rows, fewer than a block
     const uint8_t* in = src + (static_cast<size_t>(y0) + y) * inStride;
     uint8_t* out = dst + static_cast<size_t>(y) * outStride;
     for (int x = 0; x < outW; x++) {
-      const int32_t* k = &w.k[static_cast<size_t>(x) * w.ksize];
-      const uint8_t* p = in + static_cast<size_t>(w.first[x]) * C;
-      const int n = w.count[x];
       int32_t acc[C];
       for (int c = 0; c < C; c++) acc[c] = kHalf;
-      for (int j = 0; j < n; j++, p += C)
-        for (int c = 0; c < C; c++) acc[c] += static_cast<int32_t>(p[c]) * k[j];
+      AccumulateTaps(in + static_cast<size_t>(w.first[x]) * C, C, &w.k[static_cast<size_t>(x) * w.ksize], w.count[x],
+                     acc, C);
       for (int c = 0; c < C; c++) out[static_cast<size_t>(x) * C + c] = Clip8(acc[c]);
     }
   }
 }
 
-/**
- * Vertical pass: each output row is a weighted sum of whole input rows. Accumulating row by row (instead of pixel by
- * pixel) lets the compiler vectorise; integer sums do not depend on the order, so the result is Pillow's.
- */
+/** Vertical pass: each output row is a weighted sum of whole input rows. */
 void VerticalPass(const uint8_t* src, size_t rowBytes, uint8_t* dst, int outH, const AxisWeights& w) {
   std::vector<int32_t> acc(rowBytes);
   for (int y = 0; y < outH; y++) {
     std::fill(acc.begin(), acc.end(), kHalf);
-    const int32_t* k = &w.k[static_cast<size_t>(y) * w.ksize];
-    for (int j = 0; j < w.count[y]; j++) {
-      const uint8_t* in = src + (static_cast<size_t>(w.first[y]) + j) * rowBytes;
-      const int32_t kj = k[j];
-      int32_t* a = acc.data();
-      for (size_t i = 0; i < rowBytes; i++) a[i] += static_cast<int32_t>(in[i]) * kj;
-    }
+    AccumulateTaps(src + static_cast<size_t>(w.first[y]) * rowBytes, rowBytes, &w.k[static_cast<size_t>(y) * w.ksize],
+                   w.count[y], acc.data(), rowBytes);
     uint8_t* out = dst + static_cast<size_t>(y) * rowBytes;
     for (size_t i = 0; i < rowBytes; i++) out[i] = Clip8(acc[i]);
   }
