@@ -7,6 +7,8 @@ import {
   GME_IMAGE_DEFAULTS, loadGmeImage, packGmeImage, patchRowLength, prepareGmeImage, type GmeImageSpec,
 } from '../../src/core/model/families/gme-qwen2-vl/preprocess.ts';
 import { addon, type Raster } from '../../src/core/native.ts';
+import { decodeRgb } from '../../src/core/image/decode-rgb.ts';
+import sharp from 'sharp';
 import { gmeImageCases, writeCases, type GmeImageCase } from '../fixtures/gme-images.ts';
 import { pngBomb, truncatedJpeg, writeImage } from '../fixtures/images.ts';
 import { cleanupTmpDirs, tmpDir } from '../fixtures/models.ts';
@@ -101,12 +103,25 @@ describe('gme-qwen2-vl: image preprocessing equals the Pillow + numpy reference'
   test('alpha is dropped, not flattened: the colour under transparent pixels survives', async () => {
     const i = cases.findIndex((c) => c.name === 'rgba.png');
     const flattened = await prepareGmeImage(
-      await (await import('sharp')).default(paths[i]!).flatten({ background: '#ffffff' }).png().toBuffer(),
+      await sharp(paths[i]!).flatten({ background: '#ffffff' }).png().toBuffer(),
       REFERENCE_EXACT,
     );
     const dropped = await prepareGmeImage(paths[i]!, REFERENCE_EXACT);
     assert.notEqual(firstDifference(dropped.pixelValues, flattened.pixelValues), null);
     assert.equal(firstDifference(dropped.pixelValues, plain[i]!.pixelValues), null);
+  });
+
+  test('16-bit greyscale: matchd keeps the high byte; PIL 9.4 opens it as mode "I" and clips it (white): a deviation', async () => {
+    const levels = Buffer.from(Array.from({ length: 56 * 56 }, (_, i) => (i * 7) % 256));
+    const bytes = await sharp(levels, { raw: { width: 56, height: 56, channels: 1 } }).toColourspace('grey16').png().toBuffer();
+    const path = writeImage(dir, 'grey16.png', bytes);
+    const got = await decodeRgb(path, { exifOrientation: false });
+    assert.equal(got.data.length, 56 * 56 * 3);
+    for (let i = 0; i < levels.length; i++) assert.deepEqual([...got.data.subarray(i * 3, i * 3 + 3)], [levels[i], levels[i], levels[i]]);
+    const [ref] = referencePreprocess(dir, [path]);
+    assert.equal(ref!.mode, 'I');
+    // 56×56 needs no resize, so this is PIL's convert("RGB") output: every sample v·257 clipped to 255.
+    assert.ok(ref!.fetched.data.every((v, i) => v === Math.min(255, levels[Math.floor(i / 3)]! * 257)), 'the reference clips to white');
   });
 
   test('a batch packs into one tensor at row offsets, each slice equal to its image alone', async () => {

@@ -6,8 +6,10 @@
  * - alpha is DROPPED, not flattened onto a background (`convert("RGB")` keeps the colour under a transparent pixel);
  * - embedded ICC profiles are ignored (PIL does not colour-manage on open/convert);
  * - EXIF orientation is applied only when asked (`exifOrientation`; PIL does not apply it).
- * Palette and greyscale become RGB; 16-bit samples become 8-bit. The hostile-input defences are loadImage's, in the
- * same order: byte limit, content sniffing, header-only pixel limit before decoding, `failOn: 'error'`.
+ * Palette and greyscale become RGB; 16-bit samples become 8-bit (the high byte, as PIL does for 16-bit RGB; PIL 9.4
+ * opens 16-bit greyscale as mode "I" and clips it to white, which is not reproduced). CMYK JPEGs go through libvips'
+ * CMYK conversion, not PIL's naive one. The hostile-input defences are loadImage's, in the same order: byte limit,
+ * content sniffing, header-only pixel limit before decoding, `failOn: 'error'`.
  */
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { MatchdError } from '../errors.ts';
