@@ -60,7 +60,7 @@ export function fetchSize(height: number, width: number, spec: SizeSpec): [numbe
   if (h === 0 || w === 0) {
     throw new MatchdError(
       'MATCHD_IMAGE_ASPECT',
-      `an image of ${width}×${height} is too thin to resize for the model (a side would be 0 pixels)`,
+      `${width}×${height} is too thin to resize for the model (a side would become 0 pixels)`,
       { width, height },
     );
   }
