@@ -4,7 +4,9 @@
 #include "addon_data.h"
 #include "errors.h"
 #include "preprocess.h"
+#include "resample.h"
 #include "session.h"
+#include "vision_patches.h"
 
 namespace matchd {
 
@@ -38,6 +40,8 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   exports.Set("Session", ctor);
   exports.Set("loadSession", Napi::Function::New(env, Session::Load, "loadSession"));
   exports.Set("packImages", Napi::Function::New(env, PackImagesJs, "packImages"));
+  exports.Set("resizeImage", Napi::Function::New(env, ResizeImageJs, "resizeImage"));
+  exports.Set("packVisionPatches", Napi::Function::New(env, PackVisionPatchesJs, "packVisionPatches"));
   exports.Set("float16ToFloat32", Napi::Function::New(env, HalfToFloatJs, "float16ToFloat32"));
   exports.Set("float32ToFloat16", Napi::Function::New(env, FloatToHalfJs, "float32ToFloat16"));
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));

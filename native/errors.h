@@ -14,6 +14,7 @@ inline constexpr const char* kCudaUnavailable = "MATCHD_CUDA_UNAVAILABLE";
 inline constexpr const char* kSessionBusy = "MATCHD_SESSION_BUSY";
 inline constexpr const char* kSessionDisposed = "MATCHD_SESSION_DISPOSED";
 inline constexpr const char* kRunFailed = "MATCHD_RUN_FAILED";
+inline constexpr const char* kImageTooLarge = "MATCHD_IMAGE_TOO_LARGE";
 inline constexpr const char* kInternal = "MATCHD_INTERNAL";
 
 /** A failure with its code, thrown inside the addon and turned into a JS error at the boundary. */

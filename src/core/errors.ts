@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   MATCHD_TEXT_INVALID: 'A text is empty, not well-formed Unicode / UTF-8, or no texts were given',
   MATCHD_IMAGE_DECODE: 'An image is empty, truncated, corrupt or unreadable (the message names the input)',
   MATCHD_IMAGE_TOO_LARGE: 'An image exceeds the pixel limit (checked from its header, before decoding) or the byte limit',
+  MATCHD_IMAGE_ASPECT: "An image's shape is beyond what the model's preprocessing accepts (aspect ratio over its limit, or a side that would resize to 0); per item",
   MATCHD_IMAGE_UNSUPPORTED: 'An input is not an image (sniffed by content, not extension) or is in a format this build cannot decode',
   MATCHD_UNAUTHORIZED: 'An HTTP request lacks a valid bearer token or Standard Webhooks signature (401)',
   MATCHD_REQUEST_INVALID: 'An HTTP request is malformed or names something that does not exist (400/404; the message says what)',

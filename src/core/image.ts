@@ -70,7 +70,7 @@ const MAX_SIDE = 16383;
  * 'error' aborts on truncated or corrupt pixel data (a JPEG cut in half fails with "premature end of JPEG image"
  * instead of decoding to a grey lower half) but tolerates libjpeg/libpng warnings, which many real photos carry.
  */
-const FAIL_ON = 'error' as const;
+export const FAIL_ON = 'error' as const;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -124,7 +124,7 @@ export function imageSpecFrom(spec: ImageSpec | unknown): Required<ImageSpec> {
 }
 
 /** Map a sharp/libvips failure to one of the three codes; the sharp message is kept in the text and in details.cause. */
-function fromSharp(err: unknown, src: Source, format: string, maxPixels: number): MatchdError {
+export function fromSharp(err: unknown, src: Source, format: string, maxPixels: number): MatchdError {
   const msg = messageOf(err);
   if (/exceeds pixel limit/i.test(msg)) {
     return src.fail('MATCHD_IMAGE_TOO_LARGE', `${format} exceeds the limit of ${maxPixels} pixels (limits.maxPixels)`, { format, maxPixels, cause: msg });

@@ -89,10 +89,42 @@ export interface PackSpec {
   offset?: number;
 }
 
+/** An 8-bit interleaved image of any size (the input of `resizeImage`). */
+export interface Raster {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 1 | 2 | 3 | 4;
+}
+
+/** PIL's resampling filters that `resizeImage` reproduces bit for bit (8-bit images). */
+export type ResampleFilter = 'bicubic' | 'bilinear' | 'lanczos';
+
+/** The Qwen2-VL patch layout (`gme.image` of model.yaml) plus the first patch row of `out` to write. */
+export interface VisionPatchSpec {
+  patchSize: number;
+  temporalPatchSize: number;
+  mergeSize: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  /** First row (of 3·temporalPatchSize·patchSize² floats) of `out` to write; default 0. */
+  offset?: number;
+}
+
 export interface Addon {
   loadSession(options: NativeSessionOptions): Promise<NativeSession>;
   /** Normalise and write NCHW planes into `out` (Float32Array → float32, Uint16Array → float16) off the event loop. */
   packImages(images: RawImage[], out: Float32Array | Uint16Array, spec: PackSpec): Promise<void>;
+  /**
+   * Resize like Pillow's `Image.resize(size, filter)` on an "L"/"RGB" image, bit-exact (channels independent, no
+   * alpha premultiplication), on the libuv pool. Resolves to a new Buffer of width × height × channels.
+   */
+  resizeImage(image: Raster, spec: { width: number; height: number; filter?: ResampleFilter }): Promise<Buffer>;
+  /**
+   * Write an RGB image (sides multiples of patchSize·mergeSize) as Qwen2-VL patch rows into `out` from row
+   * `spec.offset`: (H/p)·(W/p) rows of 3·temporalPatchSize·p² float32, the processor's exact values and order.
+   */
+  packVisionPatches(image: Raster & { channels: 3 }, out: Float32Array, spec: VisionPatchSpec): Promise<void>;
   float16ToFloat32(data: Uint16Array): Float32Array;
   float32ToFloat16(data: Float32Array): Uint16Array;
   versions(): { onnxruntime: string; ortApi: number; providers: string[] };

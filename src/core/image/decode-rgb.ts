@@ -1,0 +1,96 @@
+/**
+ * Decode to 8-bit RGB at the image's own size, the way PIL's `Image.open(...).convert("RGB")` sees it, for model
+ * families whose reference preprocessing resizes with Pillow (GME-Qwen2-VL; `resizeImage` in the addon does that).
+ *
+ * Differences from `loadImage` (which resizes in sharp for fixed-size encoders), each chosen to match PIL:
+ * - alpha is DROPPED, not flattened onto a background (`convert("RGB")` keeps the colour under a transparent pixel);
+ * - embedded ICC profiles are ignored (PIL does not colour-manage on open/convert);
+ * - EXIF orientation is applied only when asked (`exifOrientation`; PIL does not apply it).
+ * Palette and greyscale become RGB; 16-bit samples become 8-bit (the high byte, as PIL does for 16-bit RGB; PIL 9.4
+ * opens 16-bit greyscale as mode "I" and clips it to white, which is not reproduced). CMYK JPEGs go through libvips'
+ * CMYK conversion, not PIL's naive one. The hostile-input defences are loadImage's, in the same order: byte limit,
+ * content sniffing, header-only pixel limit before decoding, `failOn: 'error'`.
+ */
+import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import { MatchdError } from '../errors.ts';
+import { DECODABLE_FORMATS, FAIL_ON, fromSharp, limitsFrom, type DecodeLimits, type ImageInput, type ImageSourceInfo } from '../image.ts';
+import type { Raster } from '../native.ts';
+import { readInput } from './read.ts';
+import { describeContent, sniffFormat, SNIFF_BYTES } from './sniff.ts';
+
+export interface DecodeRgbOptions {
+  /** Rotate/flip by the EXIF Orientation tag (default true). false reproduces PIL, which ignores the tag. */
+  exifOrientation?: boolean;
+  /**
+   * Called with the displayed width × height read from the header, before any pixel is decoded: a caller that
+   * cannot use an image of that shape throws here, so it is refused at the cost of a header read.
+   */
+  beforeDecode?: (width: number, height: number) => void;
+}
+
+export type RgbImage = Raster & { channels: 3; source: ImageSourceInfo };
+
+/**
+ * Decode `input` to raw interleaved RGB at its (oriented) size. `data` is sharp's Buffer (no copy). Rejects with
+ * MATCHD_IMAGE_DECODE / _TOO_LARGE / _UNSUPPORTED naming the input, MATCHD_BAD_OPTION for bad limits.
+ */
+export async function decodeRgb(input: ImageInput, options: DecodeRgbOptions = {}, limits?: Partial<DecodeLimits>): Promise<RgbImage> {
+  const lim = limitsFrom(limits);
+  const orient = options.exifOrientation ?? true;
+  const { buf, src } = await readInput(input, lim);
+
+  const head = buf.subarray(0, SNIFF_BYTES);
+  const format = sniffFormat(head);
+  if (format === null) {
+    throw src.fail('MATCHD_IMAGE_UNSUPPORTED', `not an image: found ${describeContent(head)}`, { bytes: buf.length });
+  }
+  if (!DECODABLE_FORMATS.includes(format)) {
+    const why = format === 'svg' ? 'svg (vector) images are not accepted' : `${format} images are not supported by this build`;
+    throw src.fail('MATCHD_IMAGE_UNSUPPORTED', `${why} (decodable: ${DECODABLE_FORMATS.join(', ')})`, { format });
+  }
+
+  // Header only (no pixel data decoded): a 50000×50000 claim is refused here at no cost.
+  const first = { failOn: FAIL_ON, pages: 1, page: 0, ignoreIcc: true } as const;
+  let meta: Metadata;
+  try {
+    meta = await sharp(buf, { ...first, limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw fromSharp(err, src, format, lim.maxPixels);
+  }
+  const { width: w, height: h } = meta;
+  if (!w || !h) throw src.fail('MATCHD_IMAGE_DECODE', `${format} header has no dimensions`, { format });
+  if (w * h > lim.maxPixels) {
+    throw src.fail(
+      'MATCHD_IMAGE_TOO_LARGE',
+      `${format} of ${w}×${h} = ${w * h} pixels exceeds the limit of ${lim.maxPixels} pixels (limits.maxPixels); refused before decoding`,
+      { format, width: w, height: h, maxPixels: lim.maxPixels },
+    );
+  }
+
+  const swapped = orient && (meta.orientation ?? 1) >= 5;
+  const [ow, oh] = swapped ? [h, w] : [w, h];
+  try {
+    options.beforeDecode?.(ow, oh);
+  } catch (err) {
+    if (err instanceof MatchdError) throw src.fail(err.code, err.message, { format, ...err.details });
+    throw err;
+  }
+
+  let out: { data: Buffer; info: OutputInfo };
+  try {
+    let img = sharp(buf, { ...first, limitInputPixels: lim.maxPixels });
+    if (orient) img = img.autoOrient();
+    out = await img.toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw fromSharp(err, src, format, lim.maxPixels);
+  }
+  const { data, info } = out;
+  if (info.channels !== 3 || info.width !== ow || info.height !== oh || data.length !== ow * oh * 3) {
+    throw new MatchdError(
+      'MATCHD_INTERNAL',
+      `image ${src.label}: decoding produced ${info.width}×${info.height}×${info.channels} (${data.length} bytes), expected ${ow}×${oh}×3`,
+      { input: src.label, info },
+    );
+  }
+  return { data, width: ow, height: oh, channels: 3, source: { format, width: ow, height: oh } };
+}
