@@ -32,6 +32,9 @@ export type ImageInput = string /* file path */ | Buffer | Uint8Array | NodeJS.R
 export type ResizeMode = 'shortest-edge-crop' | 'squash' | 'pad';
 export type ResizeKernel = 'lanczos3' | 'cubic' | 'linear' | 'nearest';
 
+/** The kernel for each manifest `image.resample` (Hugging Face / PIL filter names). */
+export const KERNEL_OF_RESAMPLE = { bicubic: 'cubic', bilinear: 'linear', nearest: 'nearest', lanczos: 'lanczos3' } as const satisfies Record<string, ResizeKernel>;
+
 export interface ImageSpec {
   width: number;
   height: number;
