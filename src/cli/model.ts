@@ -14,7 +14,7 @@ import { UsageError } from './args.ts';
 import { describeHfPlan, describePackage } from './model-inspect.ts';
 
 export const modelUsage = `matchd model import DIR --out PACKAGE_DIR [--variant fp32|fp16|quantized] [--name NAME] [--force]
-                  [--logit-scale X --logit-bias B]
+                  [--logit-scale X --logit-bias=B]   (B is usually negative: write it with =)
   make a model package from a downloaded model folder (transformers.js / optimum ONNX exports of CLIP or SigLIP)
 matchd model inspect PACKAGE|DIR [--variant V] [--json]
   what a package holds, or what an import of DIR would make`;
