@@ -5,7 +5,9 @@
  * time with the text tower's token table grown past the size given (unused rows), imports both and compares text
  * embeddings: identical when the large one loads and runs correctly.
  *
- *   node --import tsx scripts/check-large-model.ts [--gb 2.2] [--dir /tmp/matchd-large]
+ *   node --import tsx scripts/check-large-model.ts [--gb 2.2] [--dir /tmp/matchd-large] [--keep]
+ *
+ * The folder is removed at the end unless --keep.
  *
  * Needs /usr/bin/python3 with python3-torch, python3-onnx and python3-numpy, and ~2.5× the size in free disk space.
  */
@@ -17,7 +19,7 @@ import { Matcher } from '../src/core/matcher.ts';
 import { importHfOnnx } from '../src/core/model/import/hf-write.ts';
 import { cosine } from '../src/core/scoring.ts';
 
-const { values } = parseArgs({ options: { gb: { type: 'string', default: '2.2' }, dir: { type: 'string', default: '/tmp/matchd-large' } } });
+const { values } = parseArgs({ options: { gb: { type: 'string', default: '2.2' }, dir: { type: 'string', default: '/tmp/matchd-large' }, keep: { type: 'boolean', default: false } } });
 const gb = Number(values.gb);
 const dir = path.resolve(values.dir);
 const builder = path.join(import.meta.dirname, '..', 'test', 'fixtures', 'hf', 'build-hf-model.py');
@@ -64,3 +66,4 @@ const worst = Math.min(...big.vectors.map((v, i) => cosine(v, ref.vectors[i]!)))
 console.log(`Matcher.open of the large package: ${(big.openMs / 1000).toFixed(1)} s; process RSS after encoding: ${big.rssMb.toFixed(0)} MB`);
 console.log(`text embeddings, large vs small package: min cos ${worst.toFixed(6)} ${worst > 0.99999 ? '(identical: OK)' : '(DIFFERENT: FAIL)'}`);
 process.exitCode = bytes > gb * 1e9 && worst > 0.99999 ? 0 : 1;
+if (!values.keep) fs.rmSync(dir, { recursive: true, force: true });
