@@ -189,7 +189,7 @@ describe('model import: Hugging Face ONNX folders', () => {
 
     test('an unknown model_type, and invalid JSON', () => {
       invalidImport(bad('type', (d) => fs.writeFileSync(path.join(d, 'config.json'), JSON.stringify({ model_type: 'blip' }))),
-        /model_type "blip" is not one this importer knows \(known: clip, siglip, chinese_clip\)/);
+        /model_type "blip" is not one this importer knows \(known: clip, siglip\)/);
       invalidImport(bad('json', (d) => fs.writeFileSync(path.join(d, 'preprocessor_config.json'), '{ "size": ')), /preprocessor_config\.json: invalid JSON/);
     });
 

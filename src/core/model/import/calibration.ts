@@ -3,7 +3,7 @@
  * not a calibration: nobody has checked them against your images and texts, so an imported package says
  * `calibrated: false` and its description says so too. README "Use a real model" explains how to pick thresholds.
  *
- * - CLIP (and Chinese-CLIP): the cosine of a matching caption with ViT-B/32 typically sits around 0.28–0.35 and an
+ * - CLIP: the cosine of a matching caption with ViT-B/32 typically sits around 0.28–0.35 and an
  *   unrelated one around 0.15–0.22, so the linear range is [0.15, 0.35] and the bands are on the cosine.
  * - SigLIP: the checkpoint's own calibration, sigmoid(exp(logit_scale) · cos + logit_bias), trained so that 0.5 means
  *   "this text describes this image"; bands on that probability. Matching captions often score 0.1–0.6, hence the
@@ -54,7 +54,7 @@ export function startingCalibration(type: HfModelType, logits: Logits | null): C
   return {
     score: { mapping: 'linear', range: [0.15, 0.35], calibrated: false },
     bands: bands('cosine', [0.3, 0.26, 0.22]),
-    note: `score and bands are ${type === 'chinese_clip' ? 'CLIP' : 'CLIP ViT-B/32'} starting points (matching captions ≈ 0.28–0.35 cosine), not calibrated on your images`,
+    note: `score and bands are CLIP ViT-B/32 starting points (matching captions ≈ 0.28–0.35 cosine), not calibrated on your images`,
   };
 }
 

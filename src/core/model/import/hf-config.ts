@@ -10,7 +10,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from 'tokenizers';
 
-export const SUPPORTED_TYPES = ['clip', 'siglip', 'chinese_clip'] as const;
+/**
+ * chinese_clip is not among them: its text tower is BERT, whose exports take token_type_ids, an input the
+ * dual-encoder family does not feed (it would need a manifest field and a zero tensor in the family's encodeTexts).
+ */
+export const SUPPORTED_TYPES = ['clip', 'siglip'] as const;
 export type HfModelType = (typeof SUPPORTED_TYPES)[number];
 
 type Json = Record<string, any>;
@@ -168,7 +172,7 @@ export function textSettings(type: HfModelType, json: HfJson, tokenizerFile: str
   }
   const tc = json.tokenizerConfig ?? {};
   const textConfig = (json.config.text_config ?? {}) as Json;
-  const positions = posInt(textConfig.max_position_embeddings) ?? (type === 'siglip' ? 64 : type === 'clip' ? 77 : 512);
+  const positions = posInt(textConfig.max_position_embeddings) ?? (type === 'siglip' ? 64 : 77);
   // model_max_length is a huge sentinel when the tokenizer has no limit of its own; the position table has one.
   const declared = posInt(tc.model_max_length);
   const maxLength = declared !== null && declared < 1e6 ? Math.min(declared, positions) : positions;

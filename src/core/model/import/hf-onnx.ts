@@ -109,8 +109,8 @@ function dims(v: OnnxValueInfo): string {
 
 /** Preferred embedding outputs by layout and type; the first that exists wins. */
 const OUTPUTS = {
-  image: { clip: ['image_embeds'], chinese_clip: ['image_embeds'], siglip: ['pooler_output', 'image_embeds'] },
-  text: { clip: ['text_embeds'], chinese_clip: ['text_embeds'], siglip: ['pooler_output', 'text_embeds'] },
+  image: { clip: ['image_embeds'], siglip: ['pooler_output', 'image_embeds'] },
+  text: { clip: ['text_embeds'], siglip: ['pooler_output', 'text_embeds'] },
 } as const;
 
 function pickOutput(kind: 'image' | 'text', type: HfModelType, outputs: OnnxValueInfo[], where: string, problems: string[]): OnnxValueInfo | null {
@@ -207,7 +207,7 @@ export function planHfImport(dir: string, options: HfImportOptions = {}): HfPlan
 
   // The calibration: from a combined model of this variant (or any), else the options.
   let logits: Logits | null = null;
-  if (type === 'siglip' || type === 'clip' || type === 'chinese_clip') {
+  if (type) {
     const candidates = [`model${suffix}.onnx`, 'model.onnx', ...available.map((a) => path.basename(a)).filter((a) => /^model(_\w+)?\.onnx$/.test(a))];
     for (const c of new Set(candidates)) {
       const f = find(dir, available, c);

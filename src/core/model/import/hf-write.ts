@@ -23,7 +23,7 @@ export interface WriteOptions extends HfImportOptions {
   engine?: EngineOptions;
 }
 
-const TYPE_LABEL = { clip: 'CLIP', siglip: 'SigLIP', chinese_clip: 'Chinese-CLIP' } as const;
+const TYPE_LABEL = { clip: 'CLIP', siglip: 'SigLIP' } as const;
 
 /** The model.yaml content for a plan. */
 export function manifestOf(plan: HfPlan): Record<string, unknown> {
