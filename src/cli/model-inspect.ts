@@ -5,7 +5,7 @@ import type { HfPlan } from '../core/model/import/hf-onnx.ts';
 import { manifestOf } from '../core/model/import/hf-write.ts';
 import { externalFiles, readOnnx, type OnnxValueInfo } from '../core/model/import/onnx-file.ts';
 import { ManifestSchema, type Manifest } from '../core/model/manifest.ts';
-import { readPackage } from '../core/model/package.ts';
+import { invalidPackage, readPackage, zodProblems } from '../core/model/package.ts';
 
 function mb(bytes: number): string {
   return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
@@ -73,7 +73,9 @@ export function describePackage(dir: string): { lines: string[]; json: unknown }
 /** `inspect DIR` (what an import would make) and the summary `import` prints. */
 export function describeHfPlan(plan: HfPlan, out?: string): { lines: string[]; json: unknown } {
   const raw = manifestOf(plan);
-  const manifest = ManifestSchema.parse(raw);
+  const parsed = ManifestSchema.safeParse(raw);
+  if (!parsed.success) throw invalidPackage(plan.dir, zodProblems(parsed.error, 'model.yaml (as it would be written)'));
+  const manifest = parsed.data;
   const sources = plan.layout === 'split'
     ? `${path.relative(plan.dir, plan.image.source)} + ${path.relative(plan.dir, plan.text.source)}`
     : `${path.relative(plan.dir, plan.image.source)}, towers cut at image_embeds / text_embeds`;

@@ -34,6 +34,7 @@ export type RawOut = { data: Buffer; info: OutputInfo };
 
 /** Edge pixels replicated around pass A's output: bicubic reads 2 source pixels either side. */
 const PAD = 3;
+/** affine's interpolators; vips has no Lanczos one, so a Lanczos enlargement is bicubic (shrinking keeps Lanczos). */
 const INTERPOLATOR = { cubic: 'bicubic', lanczos3: 'bicubic', linear: 'bilinear', nearest: 'nearest' } as const;
 
 interface Axis {
