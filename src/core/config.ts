@@ -51,7 +51,8 @@ export const RuleSchema = z.strictObject({
   /** best: the best-matching text decides the band; all: the worst one does (every text must match). */
   match: z.enum(['best', 'all']).default('best'),
   bands: BandsSchema.optional().describe("override the model's bands for this rule"),
-  range: z.tuple([z.number(), z.number()]).refine(([lo, hi]) => hi > lo, 'range must be [lo, hi] with hi > lo').optional(),
+  range: z.tuple([z.number(), z.number()]).refine(([lo, hi]) => hi > lo, 'range must be [lo, hi] with hi > lo').optional()
+    .describe("override the model's score mapping for this rule: linear, 0 at lo and 1 at hi (cosines), clamped"),
   /** Actions per band name, plus `error` (image could not be scored) and `default` (any band without its own list). */
   actions: z.record(z.string(), z.array(ActionSchema)).default({}),
 });

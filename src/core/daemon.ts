@@ -291,7 +291,7 @@ export class Daemon {
         return;
       }
       const rule = this.config.rules[job.rule] as Rule;
-      const results = scoreTexts(embedding.vector, this.ruleTexts.get(job.rule)!, rule.range ?? this.matcher.range, rule.bands ?? this.matcher.bands);
+      const results = scoreTexts(embedding.vector, this.ruleTexts.get(job.rule)!, rule.range ?? this.matcher.scoreMapping, rule.bands ?? this.matcher.bands);
       this.record(job, rule, decide(rule, results));
     } catch (err) {
       this.log.error({ err, jobId: job.id }, 'could not record a result; the job stays journalled and is retried after its lease');

@@ -8,10 +8,12 @@
  * than a partially grey image. Every failure is a MatchdError naming the input, with MATCHD_IMAGE_DECODE,
  * MATCHD_IMAGE_TOO_LARGE or MATCHD_IMAGE_UNSUPPORTED, so a batch can settle each image on its own.
  */
-import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 sharp.concurrency(1);
 import { Checker } from './check.ts';
 import { MatchdError } from './errors.ts';
+import { coverCrop } from './image/geometry.ts';
+import { resampleWindow, toRaw, type RawOut } from './image/resample.ts';
 import { messageOf, readInput, type Source } from './image/read.ts';
 import { describeContent, sniffFormat, SNIFF_BYTES } from './image/sniff.ts';
 import type { RawImage } from './native.ts';
@@ -22,12 +24,16 @@ export type ImageInput = string /* file path */ | Buffer | Uint8Array | NodeJS.R
 
 /**
  * - `shortest-edge-crop`: scale so the image covers width × height (for a square target: shortest edge to the
- *   size), then centre-crop. The CLIP preprocessing.
+ *   size; or to `shortestEdge`), then centre-crop, with Hugging Face's rounding (image/geometry.ts). The CLIP
+ *   preprocessing.
  * - `squash`: scale each axis independently to fill exactly, ignoring the aspect ratio.
  * - `pad`: scale to fit inside (contain), centred, the rest filled with the background colour.
  */
 export type ResizeMode = 'shortest-edge-crop' | 'squash' | 'pad';
 export type ResizeKernel = 'lanczos3' | 'cubic' | 'linear' | 'nearest';
+
+/** The kernel for each manifest `image.resample` (Hugging Face / PIL filter names). */
+export const KERNEL_OF_RESAMPLE = { bicubic: 'cubic', bilinear: 'linear', nearest: 'nearest', lanczos: 'lanczos3' } as const satisfies Record<string, ResizeKernel>;
 
 export interface ImageSpec {
   width: number;
@@ -37,6 +43,11 @@ export interface ImageSpec {
   background?: [number, number, number];
   /** Resampling kernel (default 'cubic': Catmull-Rom, what PIL's BICUBIC used by CLIP-style preprocessing is). */
   kernel?: ResizeKernel;
+  /**
+   * `shortest-edge-crop` only: resize so the shorter side is this many pixels before the centre crop (Hugging Face's
+   * `size.shortest_edge`, e.g. 256 before a 224 crop). Default (null): the smallest size that covers the target.
+   */
+  shortestEdge?: number | null;
 }
 
 export interface DecodeLimits {
@@ -63,7 +74,6 @@ export const DECODABLE_FORMATS: readonly string[] = ['jpeg', 'png', 'gif', 'webp
 
 const RESIZE_MODES: readonly ResizeMode[] = ['shortest-edge-crop', 'squash', 'pad'];
 const KERNELS: readonly ResizeKernel[] = ['lanczos3', 'cubic', 'linear', 'nearest'];
-const FIT = { 'shortest-edge-crop': 'cover', squash: 'fill', pad: 'contain' } as const;
 /** Largest output side accepted in a spec (sharp's own dimension limit is 0x3FFF per side for many formats). */
 const MAX_SIDE = 16383;
 /**
@@ -102,7 +112,7 @@ export function imageSpecFrom(spec: ImageSpec | unknown): Required<ImageSpec> {
     c.done('MATCHD_BAD_OPTION', 'Invalid image spec');
   }
   const s = spec as Record<string, unknown>;
-  c.known('spec', s, ['width', 'height', 'resize', 'background', 'kernel']);
+  c.known('spec', s, ['width', 'height', 'resize', 'background', 'kernel', 'shortestEdge']);
   if (s.width === undefined) c.problems.push('Missing spec.width');
   if (s.height === undefined) c.problems.push('Missing spec.height');
   const width = c.int('spec.width', s.width, 1, 1, MAX_SIDE);
@@ -110,6 +120,10 @@ export function imageSpecFrom(spec: ImageSpec | unknown): Required<ImageSpec> {
   if (s.resize === undefined) c.problems.push(`Missing spec.resize (one of ${RESIZE_MODES.map((m) => `'${m}'`).join(', ')})`);
   const resize = c.oneOf('spec.resize', s.resize, RESIZE_MODES, 'shortest-edge-crop');
   const kernel = c.oneOf('spec.kernel', s.kernel, KERNELS, 'cubic');
+  const shortestEdge = s.shortestEdge === undefined || s.shortestEdge === null ? null : c.int('spec.shortestEdge', s.shortestEdge, 1, 1, MAX_SIDE);
+  if (shortestEdge !== null && shortestEdge < Math.max(width, height)) {
+    c.problems.push(`Expected spec.shortestEdge >= ${Math.max(width, height)} (the larger side of the crop) but received ${shortestEdge}`);
+  }
   let background: [number, number, number] = [255, 255, 255];
   if (s.background !== undefined) {
     const bg = s.background;
@@ -120,7 +134,7 @@ export function imageSpecFrom(spec: ImageSpec | unknown): Required<ImageSpec> {
     }
   }
   c.done('MATCHD_BAD_OPTION', 'Invalid image spec');
-  return { width, height, resize, kernel, background };
+  return { width, height, resize, kernel, background, shortestEdge };
 }
 
 /** Map a sharp/libvips failure to one of the three codes; the sharp message is kept in the text and in details.cause. */
@@ -177,18 +191,21 @@ export async function decodeImage(input: ImageInput, s: Required<ImageSpec>, lim
     );
   }
 
+  const oriented = meta.autoOrient ?? ((meta.orientation ?? 1) >= 5 ? { width: h, height: w } : { width: w, height: h });
   const [r, g, b] = s.background;
-  let out: { data: Buffer; info: OutputInfo };
+  let out: RawOut;
   try {
-    out = await sharp(buf, { ...first, limitInputPixels: lim.maxPixels })
-      .autoOrient()
-      .flatten({ background: { r, g, b } })
-      .resize(s.width, s.height, { fit: FIT[s.resize], position: 'centre', kernel: s.kernel, background: { r, g, b, alpha: 1 } })
-      .toColourspace('srgb')
-      .removeAlpha()
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    const pipe = sharp(buf, { ...first, limitInputPixels: lim.maxPixels }).autoOrient().flatten({ background: { r, g, b } });
+    if (s.resize === 'pad') {
+      out = await toRaw(pipe.resize(s.width, s.height, { fit: 'contain', position: 'centre', kernel: s.kernel, background: { r, g, b, alpha: 1 } }));
+    } else {
+      const crop = s.resize === 'shortest-edge-crop'
+        ? coverCrop(oriented.width, oriented.height, s.width, s.height, s.shortestEdge)
+        : { resizeWidth: s.width, resizeHeight: s.height, left: 0, top: 0 };
+      out = await resampleWindow(pipe, oriented, { ...crop, width: s.width, height: s.height }, s.kernel, format !== 'webp');
+    }
   } catch (err) {
+    if (err instanceof MatchdError) throw err;
     throw fromSharp(err, src, format, lim.maxPixels);
   }
 
@@ -200,6 +217,5 @@ export async function decodeImage(input: ImageInput, s: Required<ImageSpec>, lim
       { input: src.label, info },
     );
   }
-  const oriented = meta.autoOrient ?? ((meta.orientation ?? 1) >= 5 ? { width: h, height: w } : { width: w, height: h });
   return { data, width: s.width, height: s.height, channels: 3, source: { format, width: oriented.width, height: oriented.height } };
 }

@@ -10,7 +10,7 @@ import { openFamily } from './model/families/index.ts';
 import type { Bands, Manifest } from './model/manifest.ts';
 import { readPackage, type ModelPackage } from './model/package.ts';
 import { Pipeline, type ImageEmbedding, type PipelineOptions, type TextEmbedding } from './pipeline.ts';
-import { scoreTexts, type TextScore } from './scoring.ts';
+import { scoreTexts, type ScoreMapping, type TextScore } from './scoring.ts';
 
 export type { TextScore } from './scoring.ts';
 export type { ImageInput } from './image.ts';
@@ -19,7 +19,7 @@ export { checkTexts, type ImageEmbedding, type TextEmbedding } from './pipeline.
 export interface MatcherOptions extends Omit<PipelineOptions, 'onBatch'> {
   engine?: EngineOptions;
   limits?: Partial<DecodeLimits>;
-  /** Override the manifest's calibration range and bands (from configuration). */
+  /** Override the manifest's score mapping with a linear one over this cosine range, and the bands (from configuration). */
   range?: [number, number];
   bands?: Bands;
   onBatch?: PipelineOptions['onBatch'];
@@ -28,11 +28,12 @@ export interface MatcherOptions extends Omit<PipelineOptions, 'onBatch'> {
 export type PairResult = { ok: true; results: TextScore[] } | { ok: false; error: MatchdError };
 
 export class Matcher {
-  readonly range: [number, number];
+  /** How cosines become scores: the manifest's mapping, or linear over `options.range`. */
+  readonly scoreMapping: ScoreMapping;
   readonly bands: Bands;
 
   private constructor(readonly pkg: ModelPackage, readonly pipeline: Pipeline, options: MatcherOptions) {
-    this.range = options.range ?? pkg.manifest.score.range;
+    this.scoreMapping = options.range ? { mapping: 'linear', range: options.range } : pkg.manifest.score;
     this.bands = options.bands ?? pkg.manifest.bands;
   }
 
@@ -71,12 +72,12 @@ export class Matcher {
   async score(image: ImageInput, texts: readonly string[]): Promise<TextScore[]> {
     const [embedded, textEmbeddings] = await Promise.all([this.pipeline.embedImage(image), this.embedTexts(texts)]);
     if (!embedded.ok) throw embedded.error;
-    return scoreTexts(embedded.vector, textEmbeddings, this.range, this.bands);
+    return scoreTexts(embedded.vector, textEmbeddings, this.scoreMapping, this.bands);
   }
 
   /** Score embeddings already computed (for callers that batch images themselves). */
   scoreVector(vector: Float32Array, texts: readonly TextEmbedding[]): TextScore[] {
-    return scoreTexts(vector, texts, this.range, this.bands);
+    return scoreTexts(vector, texts, this.scoreMapping, this.bands);
   }
 
   /** Bulk scoring: every pair's images and texts batched through the engine; each pair's result or error, in order. */
@@ -93,7 +94,7 @@ export class Matcher {
         const [t, img] = await Promise.all([texts, this.pipeline.embedImage(p.image)]);
         if (!t.ok) return { ok: false, error: t.error };
         if (!img.ok) return { ok: false, error: img.error };
-        return { ok: true, results: scoreTexts(img.vector, t.list, this.range, this.bands) };
+        return { ok: true, results: scoreTexts(img.vector, t.list, this.scoreMapping, this.bands) };
       }),
     );
   }

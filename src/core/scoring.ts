@@ -1,12 +1,14 @@
 /** Scoring: cosine of L2-normalised embeddings → calibrated 0–1 score → verdict band. Pure functions. */
-import type { Bands } from './model/manifest.ts';
+import type { Bands, ScoreMapping } from './model/manifest.ts';
+
+export type { ScoreMapping } from './model/manifest.ts';
 
 /** One text's verdict for one image. */
 export interface TextScore {
   text: string;
   /** Raw cosine similarity, in [-1, 1]. */
   cosine: number;
-  /** Cosine mapped linearly from the model's calibrated range to [0, 1], clamped. */
+  /** The cosine mapped to [0, 1] by the model's calibration (linear range, or SigLIP's sigmoid). */
   score: number;
   band: string;
   /** True when the text was longer than the model's limit and was cut to fit. */
@@ -34,6 +36,22 @@ export function normalizeScore(cos: number, [lo, hi]: readonly [number, number])
   return Math.max(0, Math.min(1, (cos - lo) / (hi - lo)));
 }
 
+function isRange(m: ScoreMapping | readonly [number, number]): m is readonly [number, number] {
+  return Array.isArray(m);
+}
+
+/** The logistic function, written so that neither tail overflows. */
+function sigmoid(x: number): number {
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
+}
+
+/** Map a cosine to [0, 1]: linear over the calibrated range (clamped), or sigmoid(logitScale · cos + logitBias). */
+export function mapScore(cos: number, m: ScoreMapping): number {
+  return m.mapping === 'sigmoid' ? sigmoid(m.logitScale * cos + m.logitBias) : normalizeScore(cos, m.range);
+}
+
 /** The first band (best first) whose threshold the value reaches; the last band catches the rest. */
 export function bandOf(cos: number, score: number, bands: Bands): string {
   const value = bands.on === 'score' ? score : cos;
@@ -41,16 +59,20 @@ export function bandOf(cos: number, score: number, bands: Bands): string {
   return bands.list[bands.list.length - 1]!.name;
 }
 
-/** Score one image embedding against text embeddings (all unit length). */
+/**
+ * Score one image embedding against text embeddings (all unit length). `mapping` is the model's (or a rule's)
+ * score mapping; a bare [lo, hi] range means linear over it (a rule's `range` override).
+ */
 export function scoreTexts(
   image: Float32Array,
   texts: readonly { text: string; vector: Float32Array; truncated: boolean }[],
-  range: readonly [number, number],
+  mapping: ScoreMapping | readonly [number, number],
   bands: Bands,
 ): TextScore[] {
+  const m: ScoreMapping = isRange(mapping) ? { mapping: 'linear', range: [mapping[0], mapping[1]] } : mapping;
   return texts.map((t) => {
     const cos = cosine(image, t.vector);
-    const score = normalizeScore(cos, range);
+    const score = mapScore(cos, m);
     return { text: t.text, cosine: cos, score, band: bandOf(cos, score, bands), truncated: t.truncated };
   });
 }

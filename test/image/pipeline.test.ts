@@ -161,7 +161,11 @@ describe('image: pipeline', () => {
       });
       await assert.rejects(loadImage(threeBands, { width: 10 } as never), withCode('MATCHD_BAD_OPTION', /Missing spec\.height[\s\S]*Missing spec\.resize/));
       await assert.rejects(loadImage(threeBands, null as never), withCode('MATCHD_BAD_OPTION'));
-      assert.deepEqual(imageSpecFrom({ width: 3, height: 4, resize: 'pad' }), { width: 3, height: 4, resize: 'pad', kernel: 'cubic', background: [255, 255, 255] });
+      assert.deepEqual(imageSpecFrom({ width: 3, height: 4, resize: 'pad' }), { width: 3, height: 4, resize: 'pad', kernel: 'cubic', background: [255, 255, 255], shortestEdge: null });
+      await assert.rejects(
+        loadImage(threeBands, { width: 100, height: 80, resize: 'shortest-edge-crop', shortestEdge: 90 }),
+        withCode('MATCHD_BAD_OPTION', /spec\.shortestEdge >= 100/),
+      );
     });
 
     test('bad limits → MATCHD_BAD_OPTION listing every problem; defaults fill the rest', async () => {

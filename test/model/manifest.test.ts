@@ -26,7 +26,7 @@ describe('model package: manifest', () => {
     const pkg = readPackage(demoDir);
     assert.equal(pkg.manifest.name, 'demo-colours');
     assert.equal(pkg.manifest.version, '1');
-    assert.deepEqual(pkg.manifest.score.range, [0, 1]);
+    assert.deepEqual(pkg.manifest.score, { mapping: 'linear', range: [0, 1] });
     assert.deepEqual(pkg.manifest.bands.list.map((b) => b.name), ['adopt', 'review', 'improve', 'reject']);
     assert.equal(pkg.manifest.family, 'dual-encoder', 'a manifest without family is a dual encoder');
     assert.equal(pkg.files['image.model'], path.join(demoDir, 'image.onnx'));
@@ -37,7 +37,7 @@ describe('model package: manifest', () => {
       delete m.score;
       delete m.bands;
     }));
-    assert.deepEqual(pkg.manifest.score.range, [0.1, 0.5]);
+    assert.deepEqual(pkg.manifest.score, { mapping: 'linear', range: [0.1, 0.5] });
     assert.deepEqual(pkg.manifest.bands, {
       on: 'cosine',
       list: [{ name: 'adopt', min: 0.4 }, { name: 'review', min: 0.3 }, { name: 'improve', min: 0.2 }, { name: 'reject' }],
@@ -60,10 +60,37 @@ describe('model package: manifest', () => {
     ['band without min before the last', (m) => delete m.bands.list[0].min, /only the last band may omit min/],
     ['band name with a slash', (m) => (m.bands.list[0].name = 'a/b'), /they name folders/],
     ['a typo key', (m) => (m.image.meen = [0, 0, 0]), /meen/],
+    ['unknown score mapping', (m) => (m.score.mapping = 'softmax'), /score\.mapping/],
+    ['sigmoid without logitBias', (m) => (m.score = { mapping: 'sigmoid', logitScale: 10 }), /score\.logitBias: mapping sigmoid needs logitBias/],
+    ['sigmoid with a range', (m) => (m.score = { mapping: 'sigmoid', logitScale: 10, logitBias: -1, range: [0, 1] }), /score\.range: range applies to mapping linear/],
+    ['linear with a logitScale', (m) => (m.score.logitScale = 10), /score\.logitScale: logitScale applies to mapping sigmoid/],
+    ['negative logitScale', (m) => (m.score = { mapping: 'sigmoid', logitScale: -1, logitBias: 0 }), /score\.logitScale/],
+    ['unknown resample filter', (m) => (m.image.resample = 'box'), /image\.resample/],
+    ['shortestEdge below the crop', (m) => ((m.image.resize = 'shortest-edge-crop'), (m.image.shortestEdge = 10)), /image\.shortestEdge: shortestEdge must be at least/],
+    ['shortestEdge with squash', (m) => ((m.image.resize = 'squash'), (m.image.shortestEdge = 256)), /shortestEdge applies to resize shortest-edge-crop only/],
   ];
   for (const [what, edit, pattern] of badFields) {
     test(`bad field: ${what} → MATCHD_MODEL_INVALID naming it`, () => invalid(demoCopy(edit), pattern));
   }
+
+  test('score mapping: linear by default (a bare range still works), sigmoid with the checkpoint values, calibrated flag kept', () => {
+    assert.deepEqual(readPackage(demoCopy((m) => (m.score = { range: [0.2, 0.3] }))).manifest.score, { mapping: 'linear', range: [0.2, 0.3] });
+    assert.deepEqual(readPackage(demoCopy((m) => (m.score = { mapping: 'linear' }))).manifest.score, { mapping: 'linear', range: [0.1, 0.5] });
+    const sig = readPackage(demoCopy((m) => (m.score = { mapping: 'sigmoid', logitScale: 117.3, logitBias: -12.9, calibrated: false })));
+    assert.deepEqual(sig.manifest.score, { mapping: 'sigmoid', logitScale: 117.3, logitBias: -12.9, calibrated: false });
+  });
+
+  test('image.resample defaults to bicubic; shortestEdge is optional', () => {
+    const { manifest } = readPackage(demoDir);
+    assert.equal(manifest.family === 'dual-encoder' && manifest.image.resample, 'bicubic');
+    assert.equal(manifest.family === 'dual-encoder' && manifest.image.shortestEdge, undefined);
+    const edited = readPackage(demoCopy((m) => {
+      m.image.resample = 'bilinear';
+      m.image.resize = 'shortest-edge-crop';
+      m.image.shortestEdge = m.image.size.width + 32;
+    })).manifest;
+    assert.ok(edited.family === 'dual-encoder' && edited.image.resample === 'bilinear' && edited.image.shortestEdge! > edited.image.size.width);
+  });
 
   test('several problems are listed together', () => {
     invalid(demoCopy((m) => {
@@ -97,7 +124,7 @@ describe('model package: manifest', () => {
     const { manifest } = readPackage(dir);
     assert.equal(manifest.family, 'gme-qwen2-vl');
     if (manifest.family !== 'gme-qwen2-vl') return;
-    assert.deepEqual(manifest.score.range, [0.1, 0.5]);
+    assert.deepEqual(manifest.score, { mapping: 'linear', range: [0.1, 0.5] });
     assert.equal(manifest.gme.image.minPixels, 256 * 784);
     assert.equal(manifest.gme.image.maxPixels, 1280 * 784);
     assert.equal(manifest.gme.image.fetchMinPixels, 4 * 784);

@@ -41,6 +41,10 @@ export const ImageEncoderSchema = z.strictObject({
   output: z.string().min(1).describe('name of the embedding output [batch, embeddingSize]'),
   size: z.strictObject({ width: positiveInt, height: positiveInt }),
   resize: z.enum(['shortest-edge-crop', 'squash', 'pad']).default('shortest-edge-crop'),
+  shortestEdge: positiveInt.optional()
+    .describe('shortest-edge-crop: the shorter side is resized to this before the centre crop (default: just covers size)'),
+  resample: z.enum(['bicubic', 'bilinear', 'nearest', 'lanczos']).default('bicubic')
+    .describe("the resampling filter (Hugging Face's preprocessor_config resample 3, 2, 0, 1)"),
   mean: triple.default([0, 0, 0]),
   std: triple.default([1, 1, 1]).refine((s) => s.every((v) => v !== 0), 'std must not contain 0'),
   scale: z.number().positive().default(1 / 255).describe('multiplier applied to 0–255 pixels before mean/std'),
@@ -48,7 +52,52 @@ export const ImageEncoderSchema = z.strictObject({
   dtype: z.enum(['float32', 'float16']).default('float32'),
   background: z.tuple([z.number().int().min(0).max(255), z.number().int().min(0).max(255), z.number().int().min(0).max(255)])
     .default([255, 255, 255]).describe('colour alpha is flattened onto, and pad colour'),
+}).superRefine((m, ctx) => {
+  if (m.shortestEdge === undefined) return;
+  if (m.resize !== 'shortest-edge-crop') ctx.addIssue({ code: 'custom', path: ['shortestEdge'], message: 'shortestEdge applies to resize shortest-edge-crop only' });
+  else if (m.shortestEdge < Math.max(m.size.width, m.size.height)) {
+    ctx.addIssue({ code: 'custom', path: ['shortestEdge'], message: `shortestEdge must be at least the larger side of size (${Math.max(m.size.width, m.size.height)})` });
+  }
 });
+
+const rangeSchema = z.tuple([z.number(), z.number()]).refine(([lo, hi]) => hi > lo, 'range must be [lo, hi] with hi > lo');
+
+/**
+ * Cosine → 0–1 score. `linear` (the default): 0 at range[0], 1 at range[1], clamped. `sigmoid`: SigLIP's trained
+ * calibration, sigmoid(logitScale · cosine + logitBias), with the checkpoint's exp(logit_scale) and logit_bias.
+ */
+export const ScoreSchema = z
+  .strictObject({
+    mapping: z.enum(['linear', 'sigmoid']).default('linear'),
+    range: rangeSchema.optional().describe('linear: cosine mapped to 0 at lo and 1 at hi, clamped (default [0.1, 0.5])'),
+    logitScale: z.number().positive().optional().describe("sigmoid: multiplies the cosine (exp of the checkpoint's logit_scale)"),
+    logitBias: z.number().optional().describe("sigmoid: added after scaling (the checkpoint's logit_bias)"),
+    calibrated: z.boolean().optional()
+      .describe('false: the mapping and bands are starting points, not yet checked on labelled images (set by `matchd model import`)'),
+  })
+  .superRefine((s, ctx) => {
+    if (s.mapping === 'sigmoid') {
+      if (s.range !== undefined) ctx.addIssue({ code: 'custom', path: ['range'], message: 'range applies to mapping linear, not sigmoid' });
+      for (const k of ['logitScale', 'logitBias'] as const) {
+        if (s[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: `mapping sigmoid needs ${k}` });
+      }
+    } else {
+      for (const k of ['logitScale', 'logitBias'] as const) {
+        if (s[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: `${k} applies to mapping sigmoid, not linear` });
+      }
+    }
+  })
+  .transform((s): ScoreSpec => {
+    const calibrated = s.calibrated === undefined ? {} : { calibrated: s.calibrated };
+    return s.mapping === 'sigmoid'
+      ? { mapping: 'sigmoid', logitScale: s.logitScale!, logitBias: s.logitBias!, ...calibrated }
+      : { mapping: 'linear', range: s.range ?? [0.1, 0.5], ...calibrated };
+  });
+
+/** How a cosine becomes a score (what scoring needs). */
+export type ScoreMapping = { mapping: 'linear'; range: [number, number] } | { mapping: 'sigmoid'; logitScale: number; logitBias: number };
+/** The manifest's `score` section. */
+export type ScoreSpec = ScoreMapping & { calibrated?: boolean };
 
 export const TextEncoderSchema = z.strictObject({
   model: z.string().min(1),
@@ -76,12 +125,7 @@ const common = {
   description: z.string().default(''),
   embeddingSize: positiveInt,
   normalized: z.boolean().default(false).describe('true when the encoders already output L2-normalised embeddings'),
-  score: z
-    .object({
-      range: z.tuple([z.number(), z.number()]).refine(([lo, hi]) => hi > lo, 'range must be [lo, hi] with hi > lo')
-        .describe('cosine mapped to 0 at lo and 1 at hi, clamped'),
-    })
-    .default({ range: [0.1, 0.5] }),
+  score: ScoreSchema.prefault({}),
   bands: BandsSchema.default({
     on: 'cosine',
     list: [{ name: 'adopt', min: 0.4 }, { name: 'review', min: 0.3 }, { name: 'improve', min: 0.2 }, { name: 'reject' }],

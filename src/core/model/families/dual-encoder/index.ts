@@ -4,7 +4,7 @@
  * one run; texts are tokenised as queries and encoded in one run.
  */
 import { InferenceSession } from '../../../engine.ts';
-import { decodeImage, imageSpecFrom, type DecodeLimits, type ImageInput, type ImageSpec, type LoadedImage } from '../../../image.ts';
+import { KERNEL_OF_RESAMPLE, decodeImage, imageSpecFrom, type DecodeLimits, type ImageInput, type ImageSpec, type LoadedImage } from '../../../image.ts';
 import { addon, type Tensor } from '../../../native.ts';
 import type { DualEncoderManifest } from '../../manifest.ts';
 import { invalidPackage, type ModelPackage } from '../../package.ts';
@@ -29,7 +29,10 @@ class DualEncoder implements FamilyModel<DualImage> {
     private readonly limits: DecodeLimits,
   ) {
     const m = manifest.image;
-    this.spec = imageSpecFrom({ width: m.size.width, height: m.size.height, resize: m.resize, background: m.background });
+    this.spec = imageSpecFrom({
+      width: m.size.width, height: m.size.height, resize: m.resize, background: m.background,
+      kernel: KERNEL_OF_RESAMPLE[m.resample], shortestEdge: m.shortestEdge ?? null,
+    });
   }
 
   get provider(): string {
