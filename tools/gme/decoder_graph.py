@@ -33,9 +33,10 @@ def build_decoder(graph, checkpoint, spec, dtype, progress):
     # Embedding + splice: row r of image_embeds replaces the r-th <|image_pad|> (row-major over the batch);
     # other positions gather the appended zero row, then Where keeps their token embedding.
     g.scope = 'embed/'
-    table = ops.load('model.embed_tokens.weight')
-    tokens = ops.to_float32(g.op('Gather', ops.weight('model.embed_tokens.weight', table), ids, axis=0))
-    del table
+    key = spec.key('model.embed_tokens.weight')
+    table = g.weight_blocks('model.embed_tokens.weight', ops.np_dtype, checkpoint.tensors[key].shape,
+                            checkpoint.read_rows_float32(key))  # the largest tensor: streamed in row blocks
+    tokens = ops.to_float32(g.op('Gather', table, ids, axis=0))
     is_image = g.op('Equal', ids, i64(spec.tokens['<|image_pad|>']))
     order = g.op('Sub', g.op('CumSum', g.op('Reshape', g.op('Cast', is_image, to=INT64), i64(-1)), scalar(0)), scalar(1))
     order = g.op('Reshape', order, g.op('Shape', ids))

@@ -126,6 +126,14 @@ def replace(tmp, out):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def interrupted(signum, frame):
+    """SIGINT or SIGTERM: unwind once (the temporary folder is removed on the way out); further signals are
+    ignored so that they cannot cut the clean-up short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description='Export a GME-Qwen2-VL checkpoint to a matchd model package.')
     p.add_argument('checkpoint')
@@ -133,8 +141,8 @@ def main(argv=None):
     p.add_argument('--dtype', choices=['float32', 'float16'], default='float32')
     p.add_argument('--force', action='store_true', help='replace a non-empty --out')
     a = p.parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C does, so the temporary folder is removed either way.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         export(a.checkpoint, a.out, a.dtype, a.force)
         return 0
@@ -143,6 +151,10 @@ def main(argv=None):
             print(f'problem: {problem}', file=sys.stderr)
         print(json.dumps({'code': f.code, 'problems': f.problems}), file=sys.stderr, flush=True)
         return f.exit_code
+    except KeyboardInterrupt:
+        print(json.dumps({'code': 'MATCHD_IMPORT_FAILED', 'problems': ['interrupted; nothing was written']}),
+              file=sys.stderr, flush=True)
+        return 130
     except OSError as e:
         print(json.dumps({'code': 'MATCHD_IMPORT_FAILED', 'problems': [f'{e.filename or ""}: {e.strerror or e}'.lstrip(': ')]}),
               file=sys.stderr, flush=True)

@@ -38,21 +38,30 @@ class GraphWriter:
     # ---- weights and constants ----
     def weight(self, name, array):
         """A large initializer: its bytes go to the external-data file now; only a reference stays in the graph."""
-        array = np.ascontiguousarray(array)
+        return self.weight_blocks(name, array.dtype, array.shape, [array])
+
+    def weight_blocks(self, name, dtype, shape, blocks):
+        """Like weight(), for a tensor given as C-ordered blocks along its first axis (each cast to `dtype`)."""
         pad = -self._offset % ALIGN
         if pad:
             self._data.write(b'\0' * pad)
             self._offset += pad
-        self._data.write(memoryview(array.reshape(-1)).cast('B'))  # straight from the array, no bytes copy
+        start = self._offset
+        for block in blocks:
+            block = np.ascontiguousarray(block, dtype=dtype)
+            self._data.write(memoryview(block.reshape(-1)).cast('B'))
+            self._offset += block.nbytes
+        length = self._offset - start
+        if length != int(np.prod(shape)) * np.dtype(dtype).itemsize:
+            raise ValueError(f'{name}: blocks hold {length} bytes, not the {list(shape)} {np.dtype(dtype).name} tensor')
         t = TensorProto()
         t.name = name
-        t.data_type = NP_TO_ONNX[array.dtype]
-        t.dims.extend(array.shape)
+        t.data_type = NP_TO_ONNX[np.dtype(dtype)]
+        t.dims.extend(shape)
         t.data_location = TensorProto.EXTERNAL
-        for k, v in (('location', self.data_name), ('offset', str(self._offset)), ('length', str(array.nbytes))):
+        for k, v in (('location', self.data_name), ('offset', str(start)), ('length', str(length))):
             entry = t.external_data.add()
             entry.key, entry.value = k, v
-        self._offset += array.nbytes
         self.initializers.append(t)
         return name
 

@@ -126,6 +126,14 @@ class SafetensorsFile:
         arr = np.frombuffer(self._mm, dtype=dt, count=info.numel, offset=self._data_start + info.begin)
         return arr.reshape(info.shape)
 
+    def release(self, begin, end):
+        """Drop bytes [begin, end) of the data section from our mapping once copied: the page cache keeps them, but
+        they stop counting in this process's resident memory, which then stays near one tensor for the export."""
+        if self._mm is None or not hasattr(mmap, 'MADV_DONTNEED'):
+            return
+        start = (self._data_start + begin) // mmap.PAGESIZE * mmap.PAGESIZE
+        self._mm.madvise(mmap.MADV_DONTNEED, start, self._data_start + end - start)
+
     def close(self):
         if self._mm is not None:
             try:
@@ -138,7 +146,9 @@ class SafetensorsFile:
 def to_float32(info, stored):
     """Widen stored values to a new float32 array (BF16: the 16 bits are the top half of an IEEE float32)."""
     if info.dtype == 'BF16':
-        return (stored.astype(np.uint32) << 16).view(np.float32)
+        bits = stored.astype(np.uint32)
+        bits <<= 16  # in place: one new array, not two
+        return bits.view(np.float32)
     return stored.astype(np.float32)
 
 
@@ -196,10 +206,8 @@ class Checkpoint:
                     self.problems.append(f'{key}: found in {name} but the index says {weight_map[key]}')
                 self.tensors[key] = info
 
-    def accounted_for(self, key):
-        """True when a missing key is already explained by a reported problem (its entry or its file is corrupt)."""
-        if key in self.broken:
-            return True
+    def in_unreadable_file(self, key):
+        """True when a missing key may simply be inside a file whose header could not be read (or that is missing)."""
         if not self.unreadable:
             return False
         if self.weight_map is None:
@@ -209,7 +217,19 @@ class Checkpoint:
     def read_float32(self, key):
         """One tensor as a new float32 numpy array (the only copy that is made)."""
         info = self.tensors[key]
-        return to_float32(info, info.file.read(info))
+        values = to_float32(info, info.file.read(info))
+        info.file.release(info.begin, info.end)
+        return values
+
+    def read_rows_float32(self, key, rows=16384):
+        """Yield a tensor as float32 blocks of `rows` leading-dimension rows (big tables without a whole copy)."""
+        info = self.tensors[key]
+        stored = info.file.read(info)
+        row_bytes = (info.end - info.begin) // max(1, info.shape[0])
+        for start in range(0, info.shape[0], rows):
+            stop = min(start + rows, info.shape[0])
+            yield to_float32(info, stored[start:stop])
+            info.file.release(info.begin + start * row_bytes, info.begin + stop * row_bytes)
 
     @property
     def dtypes(self):
