@@ -214,6 +214,12 @@ describe('gme: matchd model import', () => {
     assert.match(r.stderr, /MATCHD_PYTHON_MISSING: .*numpy, onnx\. Tried: \/nonexistent\/python3 \(not found\)/);
     assert.match(r.stderr, /apt-get install python3-numpy python3-onnx/);
     assert.deepEqual(fs.readdirSync(parent), []);
+    // A real Python 3 that lacks the modules: the test Python without its site-packages (-S).
+    const bare = path.join(path.dirname(parent), 'bare-python');
+    fs.writeFileSync(bare, `#!/bin/sh\nexec ${python} -S "$@"\n`, { mode: 0o755 });
+    const r2 = matchd(['model', 'import', ckpt, '--out', out], { MATCHD_PYTHON: bare });
+    assert.equal(r2.code, 1);
+    assert.match(r2.stderr, /MATCHD_PYTHON_MISSING: .*Tried: .*bare-python \(Python 3\.\d+\.\d+, missing numpy, onnx\)/);
   });
 
   // The exporter itself, driven from Python so that a failure and an interrupt happen at a known point mid-write.
