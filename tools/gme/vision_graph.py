@@ -14,6 +14,20 @@ VISION_ROPE_THETA = 10000.0
 LN_EPS = 1e-6
 
 
+def attention_by_head(g, ops, q, k, val, hd, heads):
+    """Attention one head at a time: an image of 1280 visual tokens has 5120 patches, so one head's score matrix is
+    100 MB (float32) and all 16 at once 1.7 GB, twice over with the softmax output. ONNX Runtime runs the heads'
+    branches one after the other and frees each score matrix before the next, which bounds the peak; the arithmetic
+    is the same."""
+    ones = g.const(np.ones(heads, np.int64))
+    qs = g.op('Split', q, ones, axis=1, outputs=heads)
+    ks = g.op('Split', k, ones, axis=1, outputs=heads)
+    vs = g.op('Split', val, ones, axis=1, outputs=heads)
+    if heads == 1:
+        qs, ks, vs = [qs], [ks], [vs]
+    return g.op('Concat', *[ops.attention(qh, kh, vh, hd) for qh, kh, vh in zip(qs, ks, vs)], axis=1)
+
+
 def build_vision(graph, checkpoint, spec, dtype, progress):
     v = spec.vision
     g, ops = graph, Ops(graph, checkpoint, spec, dtype)
@@ -51,7 +65,8 @@ def build_vision(graph, checkpoint, spec, dtype, progress):
         q = g.op('Transpose', ops.scale_rotate(q, cos, sin, hd, scale=True), perm=[0, 2, 1, 3])  # [B, heads, P, hd]
         k = g.op('Transpose', ops.scale_rotate(k, cos, sin, hd), perm=[0, 2, 3, 1])              # [B, heads, hd, P]
         val = g.op('Transpose', val, perm=[0, 2, 1, 3])
-        attn = g.op('Reshape', g.op('Transpose', ops.attention(q, k, val, hd), perm=[0, 2, 1, 3]), join_heads)
+        attn = g.op('Reshape', g.op('Transpose', attention_by_head(g, ops, q, k, val, hd, heads), perm=[0, 2, 1, 3]),
+                    join_heads)
         x = g.op('Add', x, ops.to_float32(ops.linear(attn, p + 'attn.proj')))
         h = ops.to_compute(ops.layer_norm(x, p + 'norm2', LN_EPS))
         h = ops.linear(ops.quick_gelu(ops.linear(h, p + 'mlp.fc1')), p + 'mlp.fc2')
