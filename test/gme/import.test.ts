@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { openSession } from '../fixtures/engine.ts';
-import { gmeTools, makeCheckpoint, matchd, python, type CheckpointOptions } from '../fixtures/gme.ts';
+import { gmeTools, makeCheckpoint, matchd, prompt, python, tokenize, type CheckpointOptions } from '../fixtures/gme.ts';
 import { cleanupTmpDirs, tmpDir } from '../fixtures/models.ts';
 
 const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -127,6 +127,17 @@ describe('gme: matchd model import', () => {
     } finally {
       decoder.dispose();
     }
+  });
+
+  test('the tiny checkpoint\'s tokenizer.json: Qwen2\'s special tokens encode to Qwen2\'s ids with the npm tokenizers', async () => {
+    const { ckpt } = setup();
+    const t = await tokenize(path.join(ckpt, 'tokenizer.json'), [prompt({ image: 2 }), prompt({ text: 'a red cat' })]);
+    const row = (b: number) => Array.from(t.ids.subarray(b * t.dims[1], (b + 1) * t.dims[1]), Number)
+      .filter((_, j) => t.mask[b * t.dims[1] + j] === 1n);
+    const special = (ids: number[]) => ids.filter((id) => id >= 151643);
+    assert.deepEqual(special(row(0)), [151644, 151645, 151644, 151652, 151655, 151655, 151653, 151645, 151644, 151643]);
+    assert.deepEqual(special(row(1)), [151644, 151645, 151644, 151645, 151644, 151643]);
+    assert.ok(row(1).length > 10 && row(1).every((id) => id < 1000 || id >= 151643), 'text pieces are byte-level BPE ids');
   });
 
   test('a non-empty --out is refused (MATCHD_BAD_OPTION) and left alone; --force replaces it', () => {

@@ -120,7 +120,9 @@ def read_config(directory, problems):
         problems.append(f'config.json: rope scaling {rope_type!r} is not supported (GME uses plain/M-RoPE positions)')
     if text_value('hidden_act', 'silu') != 'silu':
         problems.append(f'config.json: {where}hidden_act {text_value("hidden_act")!r} is not supported (Qwen2 uses silu)')
-    spec.tied = bool(text_value('tie_word_embeddings', cfg.get('tie_word_embeddings', False)))
+    # Either level may say it (newer transformers write a text_config default beside the top-level value); lm_head is
+    # not used for embeddings, so reading "tied" too generously can only skip a check, never break an export.
+    spec.tied = bool(text_cfg.get('tie_word_embeddings')) or bool(cfg.get('tie_word_embeddings'))
     if t.get('hidden_size') and t.get('num_attention_heads'):
         t['head_dim'] = text_value('head_dim') or t['hidden_size'] // t['num_attention_heads']
         if t['head_dim'] * t['num_attention_heads'] != t['hidden_size'] and not text_value('head_dim'):
