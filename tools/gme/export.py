@@ -19,6 +19,8 @@ import sys
 import time
 import traceback
 
+import onnx
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checkpoint_spec import expected_tensors, validate  # noqa: E402
 from decoder_graph import build_decoder  # noqa: E402
@@ -69,6 +71,9 @@ def build_graph(path, name, builder, ckpt, spec, dtype):
         g.save(EXPORTER_VERSION)
     finally:
         g.abort()
+    # ONNX's own checker with shape inference over the written graph (not the weights): a builder mistake fails
+    # here, before the package is moved into place, rather than when the runtime loads it.
+    onnx.checker.check_model(path, full_check=True)
     return {'dataBytes': g.data_bytes, 'nodes': len(g.nodes)}
 
 
