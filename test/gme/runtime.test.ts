@@ -8,7 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
+import { loadConfig } from '../../src/core/config.ts';
+import { Daemon } from '../../src/core/daemon.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { Matcher } from '../../src/core/matcher.ts';
+import { builtinRegistry } from '../../src/plugins/index.ts';
+import { listFiles, waitFor, workspace } from '../fixtures/daemon.ts';
 import { GmePrompts } from '../../src/core/model/families/gme-qwen2-vl/prompt.ts';
 import { readPackage } from '../../src/core/model/package.ts';
 import {
@@ -160,5 +165,22 @@ describe('gme: the family runtime against the PyTorch reference', () => {
     const out = JSON.parse(r.stdout);
     assert.equal(out.results.length, 2);
     for (const x of out.results) assert.ok(x.cosine >= -1 && x.cosine <= 1 && x.score >= 0 && x.score <= 1);
+  });
+
+  test('the daemon runs a GME package: dropped images are sorted with sidecars naming the model', async () => {
+    const ws = workspace({ model: { dir: pkg, maxBatch: 4 } });
+    const d = await Daemon.start(loadConfig(ws.configFile), { baseDir: ws.root, registry: builtinRegistry(), logger: silentLogger() });
+    try {
+      for (const i of [0, 3]) fs.copyFileSync(images[i]!, path.join(ws.inbox, path.basename(images[i]!)));
+      await waitFor(() => listFiles(ws.sorted).filter((f) => f.endsWith('.json')).length === 2, 'both images sorted', 60_000);
+      for (const f of listFiles(ws.sorted).filter((x) => x.endsWith('.json'))) {
+        const side = JSON.parse(fs.readFileSync(path.join(ws.sorted, f), 'utf8'));
+        assert.equal(side.outcome, path.dirname(f));
+        assert.equal(side.model.name, readPackage(pkg).manifest.name);
+        assert.equal(side.results.length, 1);
+      }
+    } finally {
+      await d.stop();
+    }
   });
 });
