@@ -8,17 +8,23 @@ import path from 'node:path';
 import { ActionRunner, type ActionHandler } from './actions/runner.ts';
 import { fileActions } from './actions/file-actions.ts';
 import { AdminServer, type Health } from './admin.ts';
+import { endpointCallbacks, isEndpointCallback } from './callbacks/endpoints.ts';
 import { CORE_ACTIONS, sourceName, type Config, type Rule } from './config.ts';
 import { MatchdError, isMatchdError, type ErrorCode } from './errors.ts';
+import { admit, ruleTexts } from './intake.ts';
+import { checkItem } from './item.ts';
 import { Journal, type Job } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Matcher, type ImageEmbedding, type TextEmbedding } from './matcher.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import type { HealthState, JobRequest, JobView, PluginContext, SourceInstance, SubmitResult } from './plugin.ts';
+import type { HealthState, JobRequest, JobView, PluginContext, ScoreRequest, ScoreResult, SourceInstance, SubmitResult } from './plugin.ts';
 import type { PluginRegistry } from './registry.ts';
 import { decide, planActions, resultDocument, type ScoredOutcome } from './router.ts';
 import { scoreTexts } from './scoring.ts';
 import { zodProblems } from './model/package.ts';
+
+/** Where the core's callback action keeps its state (endpoints disabled after a 410), next to the plugins'. */
+const CALLBACK_STATE = 'core:callbacks';
 
 export interface DaemonOptions {
   /** Relative paths in the config resolve against this folder (the config file's). */
@@ -76,7 +82,10 @@ export class Daemon {
   private runner!: ActionRunner;
   private admin: AdminServer | undefined;
   private readonly sources: SourceEntry[] = [];
+  /** Rule texts, embedded once at start-up (rules with `texts: per-item` have none). */
   private readonly ruleTexts = new Map<string, TextEmbedding[]>();
+  /** POST /v1/score requests being scored (bounded like the pipeline's decode-ahead). */
+  private scoring = 0;
   private readonly intake = new AbortController();
   private readonly jobWaiters = new Map<string, (() => void)[]>();
   private readonly now: () => number;
@@ -126,11 +135,19 @@ export class Daemon {
         this.metrics.computeSeconds.observe(ms / 1000);
       },
     });
-    for (const [name, rule] of Object.entries(c.rules)) this.ruleTexts.set(name, await this.matcher.embedTexts(rule.texts));
-    const core: Record<string, ActionHandler> = fileActions;
+    for (const [name, rule] of Object.entries(c.rules)) {
+      const texts = ruleTexts(rule);
+      if (texts) this.ruleTexts.set(name, await this.matcher.embedTexts(texts));
+    }
+    const callbackState = {
+      get: <T>(key: string) => this.journal.pluginGet(CALLBACK_STATE, key) as T | undefined,
+      set: (key: string, value: unknown) => this.journal.pluginSet(CALLBACK_STATE, key, value),
+    };
+    const core: Record<string, ActionHandler> = { ...fileActions, callback: endpointCallbacks(c.callbacks, callbackState, this.intake.signal) };
     this.runner = new ActionRunner(
       this.journal,
-      (a, job) => core[a.kind] ?? this.sourceAction(a.kind, job?.source),
+      // A `callback` to a configured endpoint is the core's; one to a request's own URL belongs to its source.
+      (a, job) => (a.kind === 'callback' && !isEndpointCallback(a.payload) ? undefined : core[a.kind]) ?? this.sourceAction(a.kind, job?.source),
       this.log.child({ component: 'actions' }),
       this.metrics,
       { now: this.now },
@@ -178,6 +195,12 @@ export class Daemon {
       name,
       log: this.log.child({ source: name }),
       submit: (job) => this.submit(name, defaultRule, job),
+      score: (req) => this.score(defaultRule, req),
+      checkItem: (item) => checkItem(item, this.config.items),
+      needsTexts: (rule) => {
+        const r = this.config.rules[rule ?? defaultRule];
+        return !!r && ruleTexts(r) === undefined;
+      },
       isKnown: (key) => this.journal.isKnown(key),
       state: {
         get: <T>(key: string) => this.journal.pluginGet(name, key) as T | undefined,
@@ -207,7 +230,7 @@ export class Daemon {
     if (!job) return undefined;
     return {
       id: String(job.id), state: job.state, source: job.source, rule: job.rule, outcome: job.outcome,
-      result: (job.result as Record<string, unknown> | null) ?? null, meta: job.meta, createdAt: job.createdAt,
+      result: (job.result as Record<string, unknown> | null) ?? null, meta: job.meta, origin: job.origin, texts: job.texts, createdAt: job.createdAt,
     };
   }
 
@@ -248,15 +271,57 @@ export class Daemon {
       this.metrics.submits.inc({ source, result: 'backpressure' });
       return { accepted: false, reason: 'backpressure', retryAfterMs: 1000, message: `the queue is full (${this.config.model.queueSize} jobs)` };
     }
+    const item = admit(this.config, rule, req);
+    if (!item.ok) {
+      this.metrics.submits.inc({ source, result: 'invalid' });
+      return { accepted: false, reason: 'invalid', code: item.code, problems: item.problems, message: item.message };
+    }
     const extra = {
       ...(req.actions?.length ? { actions: req.actions } : {}),
       ...(req.image.temporary ? { temporary: true } : {}),
-      ...(req.failed ? { failed: req.failed } : {}),
+      ...(item.failed ? { failed: item.failed } : {}),
+      ...(req.companions?.length ? { companions: req.companions } : {}),
     };
-    const { jobId, duplicate } = this.journal.enqueue({ dedupeKey: req.dedupeKey, source, rule, imagePath: req.image.path, meta: req.meta, extra });
+    const { jobId, duplicate } = this.journal.enqueue({
+      dedupeKey: req.dedupeKey, source, rule, imagePath: req.image.path, meta: item.meta, origin: req.origin ?? {}, ...(item.texts ? { texts: item.texts } : {}), extra,
+    });
     this.metrics.submits.inc({ source, result: duplicate ? 'duplicate' : 'accepted' });
     if (!duplicate) this.pump();
     return { accepted: true, jobId: String(jobId), duplicate };
+  }
+
+  /**
+   * Score one image now, not journalled and without actions (POST /v1/score): through the same pipeline, so its image
+   * joins the jobs' batches and its texts the shared text batches and cache. Refused like a submit when the queue
+   * is full, and when as many requests are being scored as the pipeline decodes ahead.
+   */
+  async score(defaultRule: string, req: ScoreRequest): Promise<ScoreResult> {
+    const ruleName = req.rule ?? defaultRule;
+    const rule = this.config.rules[ruleName];
+    if (this.stopping) return { ok: false, reason: 'stopping', message: 'matchd is shutting down' };
+    if (!rule) return { ok: false, reason: 'unknown_rule', message: `unknown rule '${ruleName}'` };
+    const item = admit(this.config, ruleName, { dedupeKey: '', image: req.image, ...(req.texts ? { texts: req.texts } : {}), onInvalid: 'refuse' });
+    if (!item.ok) return { ok: false, reason: 'invalid', code: item.code, message: item.message, problems: item.problems };
+    if (this.journal.queuedCount() >= this.config.model.queueSize || this.scoring >= this.matcher.pipeline.decodeAhead) {
+      this.metrics.submits.inc({ source: 'score', result: 'backpressure' });
+      return { ok: false, reason: 'backpressure', retryAfterMs: 1000, message: `the queue is full (${this.config.model.queueSize} jobs)` };
+    }
+    this.scoring++;
+    try {
+      const [image, texts] = await Promise.all([
+        this.matcher.pipeline.embedImage(req.image.path),
+        item.texts ? this.matcher.pipeline.embedTexts(item.texts) : this.textsOfRule(ruleName),
+      ]);
+      if (!image.ok) return { ok: false, reason: 'item', code: image.error.code, message: image.error.message };
+      const results = scoreTexts(image.vector, texts, rule.range ?? this.matcher.range, rule.bands ?? this.matcher.bands);
+      const model = { name: this.matcher.manifest.name, version: this.matcher.manifest.version, provider: this.matcher.provider };
+      return { ok: true, rule: ruleName, results, model };
+    } catch (err) {
+      const e = isMatchdError(err) ? err : new MatchdError('MATCHD_INTERNAL', String(err));
+      return { ok: false, reason: 'item', code: e.code, message: e.message };
+    } finally {
+      this.scoring--;
+    }
   }
 
   /** Move queued jobs into the batcher while it has room (coalesced to once per tick). */
@@ -275,23 +340,35 @@ export class Daemon {
           this.fail(job, new MatchdError(job.extra.failed.code as ErrorCode, job.extra.failed.message));
           continue;
         }
-        this.matcher.pipeline.embedImage(job.imagePath).then(
-          (embedding: ImageEmbedding) => this.finish(job, embedding),
-          (err: unknown) => this.finish(job, asError(err)),
+        // The job's own texts are embedded alongside its image (batched with every other caller's, cached).
+        const texts: Promise<TextEmbedding[]> = job.texts ? this.matcher.pipeline.embedTexts(job.texts) : this.textsOfRule(job.rule);
+        Promise.all([
+          this.matcher.pipeline.embedImage(job.imagePath),
+          texts.then((list) => ({ ok: true as const, list }), asError),
+        ]).then(
+          ([embedding, t]) => this.finish(job, embedding.ok && !t.ok ? t : embedding, t.ok ? t.list : []),
+          (err: unknown) => this.finish(job, asError(err), []),
         );
       }
       this.metrics.queueDepth.set(this.journal.queuedCount());
     });
   }
 
-  private finish(job: Job, embedding: ImageEmbedding): void {
+  /** A rule's texts, or the per-item error for a job without texts under a `per-item` rule (e.g. one changed since). */
+  private textsOfRule(rule: string): Promise<TextEmbedding[]> {
+    const texts = this.ruleTexts.get(rule);
+    if (texts) return Promise.resolve(texts);
+    return Promise.reject(new MatchdError('MATCHD_TEXTS_REQUIRED', `rule '${rule}' scores only per-item texts (texts: per-item) and this job has none`));
+  }
+
+  private finish(job: Job, embedding: ImageEmbedding, texts: TextEmbedding[]): void {
     try {
       if (!embedding.ok) {
         this.fail(job, embedding.error);
         return;
       }
       const rule = this.config.rules[job.rule] as Rule;
-      const results = scoreTexts(embedding.vector, this.ruleTexts.get(job.rule)!, rule.range ?? this.matcher.range, rule.bands ?? this.matcher.bands);
+      const results = scoreTexts(embedding.vector, texts, rule.range ?? this.matcher.range, rule.bands ?? this.matcher.bands);
       this.record(job, rule, decide(rule, results));
     } catch (err) {
       this.log.error({ err, jobId: job.id }, 'could not record a result; the job stays journalled and is retried after its lease');
