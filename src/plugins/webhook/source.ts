@@ -10,7 +10,7 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { MatchdError, isMatchdError, type ErrorCode } from '../../core/errors.ts';
 import { OutboundGuard } from '../../core/outbound.ts';
-import type { ActionHandler, JobView, PluginContext, SourceInstance } from '../../core/plugin.ts';
+import type { ActionHandler, JobView, PluginContext, ScoreResult, SourceInstance } from '../../core/plugin.ts';
 import { Authenticator, RateLimiter } from './auth.ts';
 import { callbackSecrets, urlCallbacks } from './callbacks.ts';
 import type { WebhookConfig } from './config.ts';
@@ -254,26 +254,29 @@ export class WebhookSource implements SourceInstance {
   private async score(req: Req, reply: FastifyReply): Promise<unknown> {
     this.authenticate(req, 'submit');
     let file: string | undefined;
+    let fields: JobFields;
+    let r: ScoreResult;
     try {
       const got = await this.receiver.receive(req);
       file = got.file;
-      const fields: JobFields = parseFields(got.body, this.fieldRules('', ['rule', 'texts', 'meta']), got.problems);
-      const r = await this.ctx.score({ image: { path: file }, ...(fields.texts ? { texts: fields.texts } : {}), ...(fields.rule ? { rule: fields.rule } : {}) });
-      if (r.ok) {
-        const results = r.results.map(({ text, cosine, score, band, truncated }) => ({ text, cosine, score, band, ...(truncated ? { truncated } : {}) }));
-        return reply.status(200).send({ rule: r.rule, results, model: r.model, ...(fields.meta ? { meta: fields.meta } : {}) });
-      }
-      if (r.reason === 'backpressure') {
-        reply.header('retry-after', String(Math.max(1, Math.ceil((r.retryAfterMs ?? 1000) / 1000))));
-        throw new MatchdError('MATCHD_RATE_LIMITED', `${r.message}; retry later`);
-      }
-      if (r.reason === 'invalid') throw new MatchdError(r.code, r.message, { status: 400, ...(r.problems ? { problems: r.problems } : {}) });
-      if (r.reason === 'item') throw new MatchdError(r.code, r.message, { status: UNPROCESSABLE });
-      if (r.reason === 'unknown_rule') throw bad(r.message);
-      throw bad(r.message, 503);
+      fields = parseFields(got.body, this.fieldRules('', ['rule', 'texts', 'meta']), got.problems);
+      r = await this.ctx.score({ image: { path: file }, ...(fields.texts ? { texts: fields.texts } : {}), ...(fields.rule ? { rule: fields.rule } : {}) });
     } finally {
+      // Gone before the answer: nothing of a scored-now image outlives its request.
       if (file) await rm(file, { force: true });
     }
+    if (r.ok) {
+      const results = r.results.map(({ text, cosine, score, band, truncated }) => ({ text, cosine, score, band, ...(truncated ? { truncated } : {}) }));
+      return reply.status(200).send({ rule: r.rule, results, model: r.model, ...(fields.meta ? { meta: fields.meta } : {}) });
+    }
+    if (r.reason === 'backpressure') {
+      reply.header('retry-after', String(Math.max(1, Math.ceil((r.retryAfterMs ?? 1000) / 1000))));
+      throw new MatchdError('MATCHD_RATE_LIMITED', `${r.message}; retry later`);
+    }
+    if (r.reason === 'invalid') throw new MatchdError(r.code, r.message, { status: 400, ...(r.problems ? { problems: r.problems } : {}) });
+    if (r.reason === 'item') throw new MatchdError(r.code, r.message, { status: UNPROCESSABLE });
+    if (r.reason === 'unknown_rule') throw bad(r.message);
+    throw bad(r.message, 503);
   }
 
   /** 202 with the job's status URL, or 200 with the result when it is ready within `wait`. */
