@@ -82,6 +82,16 @@ describe('folder: per-item texts, meta and callbacks', () => {
     assert.deepEqual(photo.data.results.map((r: { text: string }) => r.text), ['a blue object', 'a red object']);
     assert.equal(photo.data.textsFrom, 'item');
     assert.equal(bodies.find((b) => b.data.origin.relativePath === 'plain.jpg').data.results[0].text, 'a red product');
+
+    // `matchd replay` works for a folder job's callback as for any: same webhook-id and body, a fresh signature.
+    const first = rx.received.find((m) => m.body.includes('"photo.jpg"'))!;
+    assert.equal(d.journalForTools.replay('callback', { jobId: side.jobId }), 1);
+    d.kickActions();
+    await waitFor(() => rx.received.length === 3, 'the replayed callback');
+    const again = rx.received[2]!;
+    assert.equal(again.headers['webhook-id'], first.headers['webhook-id']);
+    assert.equal(again.body, first.body);
+    wh.verify(again.body, again.headers as Record<string, string>);
   });
 
   test('texts: per-item: an image without texts fails with MATCHD_TEXTS_REQUIRED after waitMs; one whose photo.txt comes later waits for it', async () => {
