@@ -29,6 +29,8 @@ const sorted = [{ move: { to: 'sorted/{band}' } }, { sidecar: {} }];
 const toError = [{ move: { to: 'sorted/error' } }, { sidecar: {} }];
 const sidecar = (ws: Workspace, band: string, file: string) => JSON.parse(fs.readFileSync(path.join(ws.sorted, band, `${file}.json`), 'utf8'));
 const put = (ws: Workspace, name: string, content: string | Buffer) => fs.writeFileSync(path.join(ws.inbox, name), content);
+/** True once every one of these sidecars is written (the last action after the move). */
+const written = (ws: Workspace, ...files: string[]) => files.every((f) => fs.existsSync(path.join(ws.sorted, `${f}.json`)));
 
 describe('folder: per-item texts, meta and callbacks', () => {
   afterEach(async () => {
@@ -101,7 +103,7 @@ describe('folder: per-item texts, meta and callbacks', () => {
     put(ws, 'late.jpg', red());
     await new Promise((r) => setTimeout(r, 1000)); // both images stable long since
     put(ws, 'late.txt', 'a red object\n');
-    await waitFor(() => listFiles(ws.inbox).length === 0, 'both handled', 15_000);
+    await waitFor(() => written(ws, 'adopt/late.jpg', 'error/lonely.jpg'), 'both handled', 15_000);
     assert.deepEqual(sidecar(ws, 'adopt', 'late.jpg').results.map((r: { text: string }) => r.text), ['a red object']);
     const lonely = sidecar(ws, 'error', 'lonely.jpg');
     assert.equal(lonely.outcome, 'error');
@@ -128,7 +130,8 @@ describe('folder: per-item texts, meta and callbacks', () => {
     for (const [name] of cases) put(ws, `${name}.jpg`, red());
     put(ws, 'good.txt', 'a red object\n');
     put(ws, 'good.jpg', red());
-    await waitFor(() => listFiles(ws.inbox).length === 0, 'every image and companion handled', 20_000);
+    await waitFor(() => written(ws, 'adopt/good.jpg', ...cases.map(([name]) => `error/${name}.jpg`)), 'every image handled', 20_000);
+    assert.deepEqual(listFiles(ws.inbox), [], 'every companion went along with its image');
     for (const [name, ext, , code] of cases) {
       const side = sidecar(ws, 'error', `${name}.jpg`);
       assert.equal(side.error.code, code, `${name}: ${side.error.message}`);
