@@ -130,6 +130,7 @@ export class Daemon {
       batchesInFlight: c.model.batchesInFlight,
       limits: { maxPixels: c.model.maxPixels, maxBytes: c.model.maxBytes },
       onBatch: (kind, size, ms) => {
+        if (kind === 'text') this.metrics.textBatchSize.observe(size);
         if (kind !== 'image') return;
         this.metrics.batchSize.observe(size);
         this.metrics.computeSeconds.observe(ms / 1000);
