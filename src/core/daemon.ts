@@ -12,6 +12,7 @@ import { endpointCallbacks, isEndpointCallback } from './callbacks/endpoints.ts'
 import { CORE_ACTIONS, sourceName, type Config, type Rule } from './config.ts';
 import { MatchdError, isMatchdError, type ErrorCode } from './errors.ts';
 import { admit, ruleTexts } from './intake.ts';
+import { JobTexts } from './texts.ts';
 import { checkItem } from './item.ts';
 import { Journal, type Job } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -82,10 +83,7 @@ export class Daemon {
   private runner!: ActionRunner;
   private admin: AdminServer | undefined;
   private readonly sources: SourceEntry[] = [];
-  /** Rule texts, embedded once at start-up (rules with `texts: per-item` have none). */
-  private readonly ruleTexts = new Map<string, TextEmbedding[]>();
-  /** POST /v1/score requests being scored (bounded like the pipeline's decode-ahead). */
-  private scoring = 0;
+  private texts!: JobTexts;
   private readonly intake = new AbortController();
   private readonly jobWaiters = new Map<string, (() => void)[]>();
   private readonly now: () => number;
@@ -136,10 +134,7 @@ export class Daemon {
         this.metrics.computeSeconds.observe(ms / 1000);
       },
     });
-    for (const [name, rule] of Object.entries(c.rules)) {
-      const texts = ruleTexts(rule);
-      if (texts) this.ruleTexts.set(name, await this.matcher.embedTexts(texts));
-    }
+    this.texts = await JobTexts.embed(c, this.matcher);
     const callbackState = {
       get: <T>(key: string) => this.journal.pluginGet(CALLBACK_STATE, key) as T | undefined,
       set: (key: string, value: unknown) => this.journal.pluginSet(CALLBACK_STATE, key, value),
@@ -291,38 +286,13 @@ export class Daemon {
     return { accepted: true, jobId: String(jobId), duplicate };
   }
 
-  /**
-   * Score one image now, not journalled and without actions (POST /v1/score): through the same pipeline, so its image
-   * joins the jobs' batches and its texts the shared text batches and cache. Refused like a submit when the queue
-   * is full, and when as many requests are being scored as the pipeline decodes ahead.
-   */
-  async score(defaultRule: string, req: ScoreRequest): Promise<ScoreResult> {
-    const ruleName = req.rule ?? defaultRule;
-    const rule = this.config.rules[ruleName];
-    if (this.stopping) return { ok: false, reason: 'stopping', message: 'matchd is shutting down' };
-    if (!rule) return { ok: false, reason: 'unknown_rule', message: `unknown rule '${ruleName}'` };
-    const item = admit(this.config, ruleName, { dedupeKey: '', image: req.image, ...(req.texts ? { texts: req.texts } : {}), onInvalid: 'refuse' });
-    if (!item.ok) return { ok: false, reason: 'invalid', code: item.code, message: item.message, problems: item.problems };
-    if (this.journal.queuedCount() >= this.config.model.queueSize || this.scoring >= this.matcher.pipeline.decodeAhead) {
-      this.metrics.submits.inc({ source: 'score', result: 'backpressure' });
-      return { ok: false, reason: 'backpressure', retryAfterMs: 1000, message: `the queue is full (${this.config.model.queueSize} jobs)` };
-    }
-    this.scoring++;
-    try {
-      const [image, texts] = await Promise.all([
-        this.matcher.pipeline.embedImage(req.image.path),
-        item.texts ? this.matcher.pipeline.embedTexts(item.texts) : this.textsOfRule(ruleName),
-      ]);
-      if (!image.ok) return { ok: false, reason: 'item', code: image.error.code, message: image.error.message };
-      const results = scoreTexts(image.vector, texts, rule.range ?? this.matcher.range, rule.bands ?? this.matcher.bands);
-      const model = { name: this.matcher.manifest.name, version: this.matcher.manifest.version, provider: this.matcher.provider };
-      return { ok: true, rule: ruleName, results, model };
-    } catch (err) {
-      const e = isMatchdError(err) ? err : new MatchdError('MATCHD_INTERNAL', String(err));
-      return { ok: false, reason: 'item', code: e.code, message: e.message };
-    } finally {
-      this.scoring--;
-    }
+  /** Score one image now, not journalled and without actions (POST /v1/score): the same pipeline as jobs. */
+  score(defaultRule: string, req: ScoreRequest): Promise<ScoreResult> {
+    if (this.stopping) return Promise.resolve({ ok: false, reason: 'stopping', message: 'matchd is shutting down' });
+    return this.texts.scoreNow(req.rule ?? defaultRule, req, this.journal.queuedCount()).then((r) => {
+      if (!r.ok && r.reason === 'backpressure') this.metrics.submits.inc({ source: 'score', result: 'backpressure' });
+      return r;
+    });
   }
 
   /** Move queued jobs into the batcher while it has room (coalesced to once per tick). */
@@ -342,10 +312,9 @@ export class Daemon {
           continue;
         }
         // The job's own texts are embedded alongside its image (batched with every other caller's, cached).
-        const texts: Promise<TextEmbedding[]> = job.texts ? this.matcher.pipeline.embedTexts(job.texts) : this.textsOfRule(job.rule);
         Promise.all([
           this.matcher.pipeline.embedImage(job.imagePath),
-          texts.then((list) => ({ ok: true as const, list }), asError),
+          this.texts.of(job).then((list) => ({ ok: true as const, list }), asError),
         ]).then(
           ([embedding, t]) => this.finish(job, embedding.ok && !t.ok ? t : embedding, t.ok ? t.list : []),
           (err: unknown) => this.finish(job, asError(err), []),
@@ -353,13 +322,6 @@ export class Daemon {
       }
       this.metrics.queueDepth.set(this.journal.queuedCount());
     });
-  }
-
-  /** A rule's texts, or the per-item error for a job without texts under a `per-item` rule (e.g. one changed since). */
-  private textsOfRule(rule: string): Promise<TextEmbedding[]> {
-    const texts = this.ruleTexts.get(rule);
-    if (texts) return Promise.resolve(texts);
-    return Promise.reject(new MatchdError('MATCHD_TEXTS_REQUIRED', `rule '${rule}' scores only per-item texts (texts: per-item) and this job has none`));
   }
 
   private finish(job: Job, embedding: ImageEmbedding, texts: TextEmbedding[]): void {
