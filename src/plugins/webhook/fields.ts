@@ -65,6 +65,7 @@ export function parseFields(body: Record<string, unknown>, rules: FieldRules, ea
     else out.rule = body.rule;
   }
   const item = rules.checkItem({ texts: body.texts, meta: body.meta });
+  const others = problems.length;
   if (item) problems.push(...item.problems);
   else {
     if (body.texts !== undefined) out.texts = body.texts as string[];
@@ -83,6 +84,11 @@ export function parseFields(body: Record<string, unknown>, rules: FieldRules, ea
       }
     }
   }
-  if (problems.length) throw bad(problems.length === 1 ? problems[0]! : `${problems.length} problems: ${problems.join('; ')}`, 400, problems);
+  if (problems.length) {
+    const message = problems.length === 1 ? problems[0]! : `${problems.length} problems: ${problems.join('; ')}`;
+    // Only the texts or meta are wrong: say so with their code (MATCHD_TEXT_INVALID, MATCHD_META_INVALID).
+    if (item && others === 0 && problems.length === item.problems.length) throw new MatchdError(item.code, message, { status: 400, problems });
+    throw bad(message, 400, problems);
+  }
   return out;
 }

@@ -106,7 +106,7 @@ describe('webhook: per-request texts and meta', () => {
     const { daemon, base } = await startDaemon(ws);
     const many = await postJob(base, { image: b64(), texts: ['a', 'b', 'c', 'd'] });
     assert.equal(many.status, 400);
-    assert.equal(many.json.error.code, 'MATCHD_REQUEST_INVALID');
+    assert.equal(many.json.error.code, 'MATCHD_TEXT_INVALID');
     assert.deepEqual(many.json.error.problems, ['4 texts; at most 3 per item']);
     const all = await postJob(base, { image: b64(), texts: ['x'.repeat(21), '  ', 7], meta: { a: { b: { c: { d: 1 } } } } });
     assert.equal(all.status, 400);
@@ -117,7 +117,11 @@ describe('webhook: per-request texts and meta', () => {
       'meta is nested more than 3 levels deep',
     ]);
     const big = await postJob(base, { image: b64(), meta: { s: 'x'.repeat(300) } });
+    assert.equal(big.json.error.code, 'MATCHD_META_INVALID');
     assert.deepEqual(big.json.error.problems, ['meta is 308 bytes as JSON; at most 200']);
+    const mixed = await postJob(base, { image: b64(), texts: [''], rule: 7 });
+    assert.equal(mixed.json.error.code, 'MATCHD_REQUEST_INVALID', 'texts and other fields wrong: the request is');
+    assert.deepEqual(mixed.json.error.problems, ['rule must be a rule name', 'text 0: empty or only whitespace']);
     const arr = await postJob(base, { image: b64(), meta: [1] });
     assert.match(arr.json.error.problems[0], /meta must be a JSON object; got an array/);
     const tooMany = await postJob(base, { image: b64(), texts: Array.from({ length: 10_000 }, () => 'red') });
