@@ -143,6 +143,22 @@ describe('folder source', () => {
     assert.deepEqual(rels(ctx), ['notes.bin', 'sub/ok.jpg']);
   });
 
+  test('companions and manifests are never jobs, even with extensions: []; companions: { enabled: false } makes them files like any', async () => {
+    const dir = tmpDir('matchd-folder-');
+    for (const rel of ['photo.jpg', 'photo.txt', 'photo.json', 'matchd-manifest.csv', 'matchd-manifest.jsonl', 'notes.bin']) write(dir, rel, rel.endsWith('.json') ? '{}' : 'x');
+    const { ctx } = await startSource([dir], { extensions: [] });
+    await waitFor(() => ctx.accepted.length >= 2, 'photo.jpg and notes.bin');
+    await sleep(600);
+    assert.deepEqual(rels(ctx), ['notes.bin', 'photo.jpg']);
+    assert.deepEqual(ctx.accepted.find((j) => j.origin!.relativePath === 'photo.jpg')!.companions?.map((c) => path.basename(c)).sort(), ['photo.json', 'photo.txt']);
+    const other = tmpDir('matchd-folder-');
+    for (const rel of ['photo.jpg', 'photo.txt']) write(other, rel);
+    // The schema fills in the other companions options.
+    const off = await startSource([other], { extensions: [], companions: { enabled: false } } as unknown as Partial<FolderConfig>);
+    await waitFor(() => off.ctx.accepted.length === 2, 'both files, as jobs');
+    assert.equal(off.ctx.accepted.find((j) => j.origin!.relativePath === 'photo.jpg')!.companions, undefined);
+  });
+
   test('extension filter: non-images skipped, case-insensitive; custom ignore globs', async () => {
     const dir = tmpDir('matchd-folder-');
     for (const rel of ['notes.txt', 'noext', 'IMG_1.JPG', 'skip-me.jpg', 'raw/a.jpg', 'keep/raw/b.jpg', 'c.HEIC']) write(dir, rel);
