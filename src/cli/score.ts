@@ -1,20 +1,26 @@
 /**
- * `matchd score IMAGE TEXT...`            one image, a table (or --json)
- * `matchd score --dir DIR --texts FILE`   a folder, JSON Lines on stdout, progress on a TTY, bad files counted
+ * `matchd score IMAGE TEXT...`   one image, a table (or --json)
+ * `matchd score --dir DIR`       a folder, each image against its own texts (score-dir.ts), JSON Lines on stdout,
+ *                                progress on a TTY, bad items counted
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { decodeUtf8, textLines } from '../core/items/companion.ts';
 import { MatchdError } from '../core/errors.ts';
 import { Matcher, type TextScore } from '../core/matcher.ts';
 import { UsageError, defaultModelDir, positiveInt } from './args.ts';
+import { scoreDir } from './score-dir.ts';
 
 export const scoreUsage = `matchd score IMAGE TEXT... [--json] [--model DIR]
-matchd score --dir DIR --texts FILE [--recursive] [--model DIR]
+matchd score --dir DIR [--texts FILE] [--manifest FILE] [--recursive] [--model DIR]
   --model DIR        model package (default: the built-in demo, models/demo)
   --json             print JSON instead of a table (single image)
-  --dir DIR          score every image file in DIR; JSON Lines on stdout, one object per file
-  --texts FILE       texts, one per line (UTF-8; blank lines and lines starting with # are skipped)
+  --dir DIR          score every image file in DIR; JSON Lines on stdout, one object per file, each against its own
+                     texts: photo.json / photo.txt next to photo.jpg, else its --manifest entry, else --texts
+  --texts FILE       texts, one per line (UTF-8; blank lines and lines starting with # are skipped): the fallback
+  --manifest FILE    CSV (header file,text; repeated rows or text1,text2... columns) or JSON Lines
+                     ({"file","texts","meta"}); file names relative to --dir (default: DIR/matchd-manifest.csv or .jsonl)
   --recursive        include sub-folders of --dir
   --provider P       cpu (default) or cuda
   --threads N        ONNX Runtime intra-op threads
@@ -22,23 +28,7 @@ matchd score --dir DIR --texts FILE [--recursive] [--model DIR]
 
 /** Read a texts file strictly: invalid UTF-8 is an error naming the line, never silently replaced. */
 export function readTextsFile(file: string): string[] {
-  const bytes = fs.readFileSync(file);
-  let content: string;
-  try {
-    content = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    let line = 1;
-    for (let i = 0; i < bytes.length; i++) {
-      if (bytes[i] === 0x0a) line++;
-      try {
-        new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, i + 1), { stream: true });
-      } catch {
-        break;
-      }
-    }
-    throw new MatchdError('MATCHD_TEXT_INVALID', `${file}: invalid UTF-8 (around line ${line})`, { file, line });
-  }
-  const texts = content.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const texts = textLines(decodeUtf8(fs.readFileSync(file), file, 'MATCHD_TEXT_INVALID'));
   if (texts.length === 0) throw new MatchdError('MATCHD_TEXT_INVALID', `${file}: no texts (one per line)`, { file });
   return texts;
 }
@@ -54,17 +44,6 @@ export function formatTable(image: string, model: string, results: TextScore[]):
   const lines = [`image: ${image}   model: ${model}`, `${'text'.padEnd(width)}   cosine    score  band`];
   for (const r of sorted) lines.push(`${r.text.padEnd(width)}  ${fmt(r.cosine)}  ${fmt(r.score)}  ${r.band}${r.truncated ? '  (truncated)' : ''}`);
   return lines.join('\n');
-}
-
-const IMAGE_EXT = /\.(jpe?g|png|webp|gif|tiff?|avif|heic|heif|bmp)$/i;
-
-function listImages(dir: string, recursive: boolean): string[] {
-  const entries = fs.readdirSync(dir, { withFileTypes: true, recursive });
-  return entries
-    .filter((e) => e.isFile() && !e.name.startsWith('.'))
-    .map((e) => path.join(e.parentPath ?? dir, e.name))
-    .filter((f) => IMAGE_EXT.test(f))
-    .sort();
 }
 
 function progress(done: number, total: number, failed: number): void {
@@ -84,6 +63,7 @@ export async function scoreCommand(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       dir: { type: 'string' },
       texts: { type: 'string' },
+      manifest: { type: 'string' },
       recursive: { type: 'boolean', default: false },
       provider: { type: 'string' },
       threads: { type: 'string' },
@@ -99,39 +79,28 @@ export async function scoreCommand(argv: string[]): Promise<number> {
   const modelDir = path.resolve(values.model ?? defaultModelDir);
 
   if (values.dir !== undefined) {
-    if (!values.texts) throw new UsageError('--dir needs --texts FILE');
     if (positionals.length) throw new UsageError('give either IMAGE TEXT... or --dir, not both');
-    const texts = readTextsFile(values.texts);
-    const files = listImages(values.dir, values.recursive);
+    const fallback = values.texts ? readTextsFile(values.texts) : undefined;
     const matcher = await Matcher.open(modelDir, options);
     try {
-      const embeddedTexts = await matcher.embedTexts(texts);
-      let done = 0;
-      const failures = new Map<string, number>();
-      const chunk = 64;
-      for (let s = 0; s < files.length; s += chunk) {
-        const slice = files.slice(s, s + chunk);
-        const images = await matcher.embedImages(slice);
-        images.forEach((img, i) => {
-          const file = slice[i]!;
-          if (img.ok) {
-            process.stdout.write(JSON.stringify({ file, ok: true, results: matcher.scoreVector(img.vector, embeddedTexts) }) + '\n');
-          } else {
-            failures.set(img.error.code, (failures.get(img.error.code) ?? 0) + 1);
-            process.stdout.write(JSON.stringify({ file, ok: false, error: { code: img.error.code, message: img.error.message } }) + '\n');
-          }
-        });
-        done += slice.length;
-        progress(done, files.length, [...failures.values()].reduce((a, b) => a + b, 0));
-      }
+      const { total, failures } = await scoreDir(matcher, {
+        dir: values.dir,
+        recursive: values.recursive,
+        ...(fallback ? { fallback } : {}),
+        ...(values.manifest ? { manifest: values.manifest } : {}),
+        write: (line) => process.stdout.write(line + '\n'),
+        warn: (m) => process.stderr.write(`matchd: ${m}\n`),
+        progress,
+      });
       const failed = [...failures.values()].reduce((a, b) => a + b, 0);
       const byCode = [...failures].sort(([a], [b]) => a.localeCompare(b)).map(([c, n]) => `${c}: ${n}`).join(', ');
-      process.stderr.write(`matchd: scored ${files.length - failed} of ${files.length} image(s)${failed ? `; ${failed} failed (${byCode})` : ''}\n`);
+      process.stderr.write(`matchd: scored ${total - failed} of ${total} image(s)${failed ? `; ${failed} failed (${byCode})` : ''}\n`);
       return 0;
     } finally {
       matcher.close();
     }
   }
+  if (values.manifest !== undefined) throw new UsageError('--manifest goes with --dir');
 
   const [image, ...texts] = positionals;
   if (!image || texts.length === 0) throw new UsageError(`score needs an image and at least one text\n${scoreUsage}`);

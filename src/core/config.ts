@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { CallbackActionSchema, CallbacksConfigSchema } from './callbacks/config.ts';
 import { MatchdError } from './errors.ts';
+import { DEFAULT_ITEM_LIMITS } from './item.ts';
 import { BandsSchema } from './model/manifest.ts';
 
 const positiveInt = z.number().int().positive();
@@ -15,12 +17,14 @@ const nonNegInt = z.number().int().min(0);
 /** Path templates may use {band}, {rule}, {source}, {outcome}. */
 const template = z.string().min(1);
 
-/** The core's action kinds and their options. Plugins add kinds (e.g. `callback`, `tag`), checked at start-up. */
+/** The core's action kinds and their options. Plugins add kinds (e.g. `tag`), checked at start-up. */
 export const CORE_ACTIONS = {
   move: z.strictObject({ to: template }),
   copy: z.strictObject({ to: template }),
   sidecar: z.strictObject({ to: template.optional().describe('folder; default: next to the moved/copied file, else next to the source') }),
   log: z.strictObject({ level: z.enum(['info', 'warn', 'error']).default('info') }),
+  /** A signed Standard Webhooks POST to a named endpoint from the top-level `callbacks.endpoints`. */
+  callback: CallbackActionSchema,
 } as const;
 
 /** One action: `{ <kind>: <options> }`, e.g. `{ move: { to: sorted/{band} } }` or `{ sidecar: {} }`. */
@@ -46,8 +50,15 @@ export const ActionSchema = z
 
 export type ActionSpec = { kind: string; options: Record<string, unknown> };
 
+/** `texts: per-item`: the rule has no texts of its own; every job must bring its own (else MATCHD_TEXTS_REQUIRED). */
+export const PER_ITEM = 'per-item';
+
 export const RuleSchema = z.strictObject({
-  texts: z.array(z.string().trim().min(1, 'empty text')).min(1, 'a rule needs at least one text'),
+  /** The texts a job without its own is scored against, or `per-item`. A job's own texts always replace these. */
+  texts: z.union([
+    z.literal(PER_ITEM),
+    z.array(z.string().trim().min(1, 'empty text'), { error: "texts must be a list of texts, or 'per-item'" }).min(1, "a rule needs at least one text (or texts: per-item)"),
+  ]),
   /** best: the best-matching text decides the band; all: the worst one does (every text must match). */
   match: z.enum(['best', 'all']).default('best'),
   bands: BandsSchema.optional().describe("override the model's bands for this rule"),
@@ -93,6 +104,17 @@ export const ConfigSchema = z.strictObject({
   }).prefault({}),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
   shutdown: z.strictObject({ timeoutMs: positiveInt.default(10_000) }).prefault({}),
+  /** Limits on a job's own texts and meta, for every source (webhook intake answers 400; files and objects fail per item). */
+  items: z.strictObject({
+    maxTexts: positiveInt.default(DEFAULT_ITEM_LIMITS.maxTexts).describe('most texts one job may bring'),
+    maxTextChars: positiveInt.default(DEFAULT_ITEM_LIMITS.maxTextChars).describe('most characters per text (longer than the model takes is truncated and flagged)'),
+    meta: z.strictObject({
+      maxDepth: positiveInt.default(DEFAULT_ITEM_LIMITS.meta.maxDepth).describe('the meta object itself is level 1'),
+      maxBytes: positiveInt.default(DEFAULT_ITEM_LIMITS.meta.maxBytes).describe('as UTF-8 JSON'),
+    }).prefault({}),
+  }).prefault({}),
+  /** Named callback endpoints, each with its own secret, for any rule's `callback: { endpoint: NAME }`. */
+  callbacks: CallbacksConfigSchema.prefault({}),
   rules: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), RuleSchema).refine((r) => Object.keys(r).length > 0, 'at least one rule is required'),
   sources: z.array(SourceSchema).default([]),
 });
@@ -107,10 +129,11 @@ export function sourceName(s: { type: string; name?: string | undefined }, index
  * are listed together with the schema's even when other parts are invalid.
  */
 function crossCheck(raw: unknown): string[] {
-  const c = raw as { rules?: unknown; sources?: unknown };
-  if (!c || typeof c !== 'object' || !Array.isArray(c.sources)) return [];
+  const c = raw as { rules?: unknown; sources?: unknown; callbacks?: { endpoints?: unknown } };
+  if (!c || typeof c !== 'object') return [];
+  const problems = endpointProblems(c);
+  if (!Array.isArray(c.sources)) return problems;
   const rules = c.rules && typeof c.rules === 'object' ? Object.keys(c.rules) : [];
-  const problems: string[] = [];
   const names = new Set<string>();
   c.sources.forEach((s: { type?: unknown; name?: unknown; rule?: unknown }, i) => {
     if (!s || typeof s !== 'object') return;
@@ -121,6 +144,26 @@ function crossCheck(raw: unknown): string[] {
     if (names.has(name)) problems.push(`sources.${i}.name: duplicate source name '${name}'`);
     names.add(name);
   });
+  return problems;
+}
+
+/** Every `callback: { endpoint: NAME }` in a rule names an endpoint of the top-level `callbacks.endpoints`. */
+function endpointProblems(c: { rules?: unknown; callbacks?: { endpoints?: unknown } }): string[] {
+  const endpoints = c.callbacks?.endpoints && typeof c.callbacks.endpoints === 'object' ? Object.keys(c.callbacks.endpoints) : [];
+  const problems: string[] = [];
+  if (!c.rules || typeof c.rules !== 'object') return problems;
+  for (const [name, rule] of Object.entries(c.rules as Record<string, { actions?: unknown }>)) {
+    if (!rule?.actions || typeof rule.actions !== 'object') continue;
+    for (const [band, list] of Object.entries(rule.actions as Record<string, unknown>)) {
+      if (!Array.isArray(list)) continue;
+      list.forEach((a: { callback?: { endpoint?: unknown } }, i) => {
+        const ep = a?.callback?.endpoint;
+        if (typeof ep === 'string' && !endpoints.includes(ep)) {
+          problems.push(`rules.${name}.actions.${band}.${i}.callback.endpoint: unknown endpoint '${ep}' (callbacks.endpoints: ${endpoints.join(', ') || 'none'})`);
+        }
+      });
+    }
+  }
   return problems;
 }
 

@@ -8,17 +8,24 @@ import path from 'node:path';
 import { ActionRunner, type ActionHandler } from './actions/runner.ts';
 import { fileActions } from './actions/file-actions.ts';
 import { AdminServer, type Health } from './admin.ts';
+import { endpointCallbacks, isEndpointCallback } from './callbacks/endpoints.ts';
 import { CORE_ACTIONS, sourceName, type Config, type Rule } from './config.ts';
 import { MatchdError, isMatchdError, type ErrorCode } from './errors.ts';
+import { admit, ruleTexts } from './intake.ts';
+import { JobTexts } from './texts.ts';
+import { checkItem } from './item.ts';
 import { Journal, type Job } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Matcher, type ImageEmbedding, type TextEmbedding } from './matcher.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import type { HealthState, JobRequest, JobView, PluginContext, SourceInstance, SubmitResult } from './plugin.ts';
+import type { HealthState, JobRequest, JobView, PluginContext, ScoreRequest, ScoreResult, SourceInstance, SubmitResult } from './plugin.ts';
 import type { PluginRegistry } from './registry.ts';
 import { decide, planActions, resultDocument, type ScoredOutcome } from './router.ts';
 import { scoreTexts } from './scoring.ts';
 import { zodProblems } from './model/package.ts';
+
+/** Where the core's callback action keeps its state (endpoints disabled after a 410), next to the plugins'. */
+const CALLBACK_STATE = 'core:callbacks';
 
 export interface DaemonOptions {
   /** Relative paths in the config resolve against this folder (the config file's). */
@@ -76,7 +83,7 @@ export class Daemon {
   private runner!: ActionRunner;
   private admin: AdminServer | undefined;
   private readonly sources: SourceEntry[] = [];
-  private readonly ruleTexts = new Map<string, TextEmbedding[]>();
+  private texts!: JobTexts;
   private readonly intake = new AbortController();
   private readonly jobWaiters = new Map<string, (() => void)[]>();
   private readonly now: () => number;
@@ -121,16 +128,22 @@ export class Daemon {
       batchesInFlight: c.model.batchesInFlight,
       limits: { maxPixels: c.model.maxPixels, maxBytes: c.model.maxBytes },
       onBatch: (kind, size, ms) => {
+        if (kind === 'text') this.metrics.textBatchSize.observe(size);
         if (kind !== 'image') return;
         this.metrics.batchSize.observe(size);
         this.metrics.computeSeconds.observe(ms / 1000);
       },
     });
-    for (const [name, rule] of Object.entries(c.rules)) this.ruleTexts.set(name, await this.matcher.embedTexts(rule.texts));
-    const core: Record<string, ActionHandler> = fileActions;
+    this.texts = await JobTexts.embed(c, this.matcher);
+    const callbackState = {
+      get: <T>(key: string) => this.journal.pluginGet(CALLBACK_STATE, key) as T | undefined,
+      set: (key: string, value: unknown) => this.journal.pluginSet(CALLBACK_STATE, key, value),
+    };
+    const core: Record<string, ActionHandler> = { ...fileActions, callback: endpointCallbacks(c.callbacks, callbackState, this.intake.signal) };
     this.runner = new ActionRunner(
       this.journal,
-      (a, job) => core[a.kind] ?? this.sourceAction(a.kind, job?.source),
+      // A `callback` to a configured endpoint is the core's; one to a request's own URL belongs to its source.
+      (a, job) => (a.kind === 'callback' && !isEndpointCallback(a.payload) ? undefined : core[a.kind]) ?? this.sourceAction(a.kind, job?.source),
       this.log.child({ component: 'actions' }),
       this.metrics,
       { now: this.now },
@@ -178,6 +191,12 @@ export class Daemon {
       name,
       log: this.log.child({ source: name }),
       submit: (job) => this.submit(name, defaultRule, job),
+      score: (req) => this.score(defaultRule, req),
+      checkItem: (item) => checkItem(item, this.config.items),
+      needsTexts: (rule) => {
+        const r = this.config.rules[rule ?? defaultRule];
+        return !!r && ruleTexts(r) === undefined;
+      },
       isKnown: (key) => this.journal.isKnown(key),
       state: {
         get: <T>(key: string) => this.journal.pluginGet(name, key) as T | undefined,
@@ -207,7 +226,7 @@ export class Daemon {
     if (!job) return undefined;
     return {
       id: String(job.id), state: job.state, source: job.source, rule: job.rule, outcome: job.outcome,
-      result: (job.result as Record<string, unknown> | null) ?? null, meta: job.meta, createdAt: job.createdAt,
+      result: (job.result as Record<string, unknown> | null) ?? null, meta: job.meta, origin: job.origin, texts: job.texts, createdAt: job.createdAt,
     };
   }
 
@@ -248,15 +267,32 @@ export class Daemon {
       this.metrics.submits.inc({ source, result: 'backpressure' });
       return { accepted: false, reason: 'backpressure', retryAfterMs: 1000, message: `the queue is full (${this.config.model.queueSize} jobs)` };
     }
+    const item = admit(this.config, rule, req);
+    if (!item.ok) {
+      this.metrics.submits.inc({ source, result: 'invalid' });
+      return { accepted: false, reason: 'invalid', code: item.code, problems: item.problems, message: item.message };
+    }
     const extra = {
       ...(req.actions?.length ? { actions: req.actions } : {}),
       ...(req.image.temporary ? { temporary: true } : {}),
-      ...(req.failed ? { failed: req.failed } : {}),
+      ...(item.failed ? { failed: item.failed } : {}),
+      ...(req.companions?.length ? { companions: req.companions } : {}),
     };
-    const { jobId, duplicate } = this.journal.enqueue({ dedupeKey: req.dedupeKey, source, rule, imagePath: req.image.path, meta: req.meta, extra });
+    const { jobId, duplicate } = this.journal.enqueue({
+      dedupeKey: req.dedupeKey, source, rule, imagePath: req.image.path, meta: item.meta, origin: req.origin ?? {}, ...(item.texts ? { texts: item.texts } : {}), extra,
+    });
     this.metrics.submits.inc({ source, result: duplicate ? 'duplicate' : 'accepted' });
     if (!duplicate) this.pump();
     return { accepted: true, jobId: String(jobId), duplicate };
+  }
+
+  /** Score one image now, not journalled and without actions (POST /v1/score): the same pipeline as jobs. */
+  score(defaultRule: string, req: ScoreRequest): Promise<ScoreResult> {
+    if (this.stopping) return Promise.resolve({ ok: false, reason: 'stopping', message: 'matchd is shutting down' });
+    return this.texts.scoreNow(req.rule ?? defaultRule, req, this.journal.queuedCount()).then((r) => {
+      if (!r.ok && r.reason === 'backpressure') this.metrics.submits.inc({ source: 'score', result: 'backpressure' });
+      return r;
+    });
   }
 
   /** Move queued jobs into the batcher while it has room (coalesced to once per tick). */
@@ -275,23 +311,27 @@ export class Daemon {
           this.fail(job, new MatchdError(job.extra.failed.code as ErrorCode, job.extra.failed.message));
           continue;
         }
-        this.matcher.pipeline.embedImage(job.imagePath).then(
-          (embedding: ImageEmbedding) => this.finish(job, embedding),
-          (err: unknown) => this.finish(job, asError(err)),
+        // The job's own texts are embedded alongside its image (batched with every other caller's, cached).
+        Promise.all([
+          this.matcher.pipeline.embedImage(job.imagePath),
+          this.texts.of(job).then((list) => ({ ok: true as const, list }), asError),
+        ]).then(
+          ([embedding, t]) => this.finish(job, embedding.ok && !t.ok ? t : embedding, t.ok ? t.list : []),
+          (err: unknown) => this.finish(job, asError(err), []),
         );
       }
       this.metrics.queueDepth.set(this.journal.queuedCount());
     });
   }
 
-  private finish(job: Job, embedding: ImageEmbedding): void {
+  private finish(job: Job, embedding: ImageEmbedding, texts: TextEmbedding[]): void {
     try {
       if (!embedding.ok) {
         this.fail(job, embedding.error);
         return;
       }
       const rule = this.config.rules[job.rule] as Rule;
-      const results = scoreTexts(embedding.vector, this.ruleTexts.get(job.rule)!, rule.range ?? this.matcher.scoreMapping, rule.bands ?? this.matcher.bands);
+      const results = scoreTexts(embedding.vector, texts, rule.range ?? this.matcher.scoreMapping, rule.bands ?? this.matcher.bands);
       this.record(job, rule, decide(rule, results));
     } catch (err) {
       this.log.error({ err, jobId: job.id }, 'could not record a result; the job stays journalled and is retried after its lease');

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MatchdError } from './errors.ts';
+import { migrate } from './journal-migrate.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
 
@@ -17,7 +18,12 @@ export interface Job {
   source: string;
   rule: string;
   imagePath: string;
+  /** The item's meta as its sender gave it (echoed in the result document). */
   meta: Record<string, unknown>;
+  /** Where the item came from, as its source describes it (path, object key, caller identity). */
+  origin: Record<string, unknown>;
+  /** The item's own texts; null: the rule's. */
+  texts: string[] | null;
   /** Per-job extras from the source: actions added to the rule's, and whether the image file is a temporary copy. */
   extra: JobExtra;
   state: JobState;
@@ -42,6 +48,8 @@ export interface JobExtra {
   temporary?: boolean;
   /** Known unusable at submit time: goes straight to the `error` outcome with this code. */
   failed?: { code: string; message: string };
+  /** Files that travel with the image (its texts companion): moved or copied along with it. */
+  companions?: string[];
 }
 
 export interface NewJob {
@@ -50,6 +58,8 @@ export interface NewJob {
   rule: string;
   imagePath: string;
   meta?: Record<string, unknown>;
+  origin?: Record<string, unknown>;
+  texts?: string[];
   extra?: JobExtra;
 }
 
@@ -62,6 +72,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   image_path TEXT NOT NULL,
   meta TEXT NOT NULL DEFAULT '{}',
   extra TEXT NOT NULL DEFAULT '{}',
+  origin TEXT NOT NULL DEFAULT '{}',
+  texts TEXT,
   state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
   attempts INTEGER NOT NULL DEFAULT 0,
   lease_owner TEXT,
@@ -92,17 +104,17 @@ CREATE TABLE IF NOT EXISTS plugin_state (
   value TEXT NOT NULL,
   PRIMARY KEY (plugin, key)
 );
-PRAGMA user_version = 1;
 `;
 
 interface JobRow {
-  id: number; dedupe_key: string; source: string; rule: string; image_path: string; meta: string; extra: string; state: JobState;
+  id: number; dedupe_key: string; source: string; rule: string; image_path: string; meta: string; extra: string; origin: string; texts: string | null; state: JobState;
   attempts: number; outcome: string | null; result: string | null; location: string | null; created_at: number;
 }
 
 function toJob(r: JobRow): Job {
   return {
     id: r.id, dedupeKey: r.dedupe_key, source: r.source, rule: r.rule, imagePath: r.image_path, meta: JSON.parse(r.meta), extra: JSON.parse(r.extra),
+    origin: JSON.parse(r.origin), texts: r.texts === null ? null : (JSON.parse(r.texts) as string[]),
     state: r.state, attempts: r.attempts, outcome: r.outcome, result: r.result ? JSON.parse(r.result) : null,
     location: r.location, createdAt: r.created_at,
   };
@@ -121,7 +133,7 @@ export class Journal {
       this.db.pragma('synchronous = FULL');
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('busy_timeout = 5000');
-      this.db.exec(SCHEMA);
+      migrate(this.db, SCHEMA);
     } catch (err) {
       throw new MatchdError('MATCHD_JOURNAL', `cannot open the journal ${file}: ${(err as Error).message}`, { file });
     }
@@ -131,9 +143,10 @@ export class Journal {
   enqueue(job: NewJob): { jobId: number; duplicate: boolean } {
     const t = this.now();
     const info = this.db
-      .prepare(`INSERT INTO jobs (dedupe_key, source, rule, image_path, meta, extra, state, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`)
-      .run(job.dedupeKey, job.source, job.rule, job.imagePath, JSON.stringify(job.meta ?? {}), JSON.stringify(job.extra ?? {}), t, t);
+      .prepare(`INSERT INTO jobs (dedupe_key, source, rule, image_path, meta, extra, origin, texts, state, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`)
+      .run(job.dedupeKey, job.source, job.rule, job.imagePath, JSON.stringify(job.meta ?? {}), JSON.stringify(job.extra ?? {}),
+        JSON.stringify(job.origin ?? {}), job.texts ? JSON.stringify(job.texts) : null, t, t);
     if (info.changes === 1) return { jobId: Number(info.lastInsertRowid), duplicate: false };
     const row = this.db.prepare('SELECT id FROM jobs WHERE dedupe_key = ?').get(job.dedupeKey) as { id: number };
     return { jobId: row.id, duplicate: true };

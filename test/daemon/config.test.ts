@@ -94,5 +94,7 @@ sources:
     assert.equal(c.sources[0]!.type, 'folder');
     const schema = JSON.parse(fs.readFileSync(path.join(repoRoot, 'config', 'config.schema.json'), 'utf8'));
     assert.equal(schema.title, 'matchd daemon configuration');
+    const callbacks = loadConfig(path.join(repoRoot, 'config', 'callbacks.yaml'), {});
+    assert.ok(callbacks.callbacks.endpoints.local!.secret.startsWith('whsec_'), 'the demo secret applies without MATCHD_CALLBACK_SECRET');
   });
 });

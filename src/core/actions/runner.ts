@@ -91,7 +91,7 @@ export class ActionRunner {
     const ctx: ActionContext = {
       jobId: a.jobId,
       job: {
-        source: job?.source ?? '', rule: job?.rule ?? '', imagePath: job?.imagePath ?? '', meta: job?.meta ?? {},
+        source: job?.source ?? '', rule: job?.rule ?? '', imagePath: job?.imagePath ?? '', meta: job?.meta ?? {}, origin: job?.origin ?? {},
         outcome: job?.outcome ?? null, result: (job?.result as Record<string, unknown> | null) ?? null, createdAt: job?.createdAt ?? 0,
       },
       attempt: a.attempts + 1,

@@ -1,23 +1,23 @@
 /**
  * The webhook source instance: a fastify server taking jobs over HTTP (multipart upload, base64 JSON or an image
- * URL fetched through the SSRF guard), each spooled to a file under the byte cap while streaming, then submitted to
- * the core; plus the `callback` action that delivers results.
+ * URL fetched through the SSRF guard), each with its own texts and meta or not, spooled to a file under the byte cap
+ * while streaming, then submitted to the core; `POST /v1/score` scoring one image now; plus the `callback` action
+ * that delivers results to a request's own callbackUrl.
  */
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { MatchdError, isMatchdError, type ErrorCode } from '../../core/errors.ts';
-import type { ActionHandler, JobView, PluginContext, SourceInstance } from '../../core/plugin.ts';
+import { OutboundGuard } from '../../core/outbound.ts';
+import type { ActionHandler, JobView, PluginContext, ScoreResult, SourceInstance } from '../../core/plugin.ts';
 import { Authenticator, RateLimiter } from './auth.ts';
-import { callbackHandler } from './callback.ts';
+import { callbackSecrets, urlCallbacks } from './callbacks.ts';
 import type { WebhookConfig } from './config.ts';
-import { OutboundGuard, fetchImage } from './outbound.ts';
+import { bad, parseFields, type FieldRules, type JobFields } from './fields.ts';
+import { Receiver } from './receive.ts';
 
-export const ROUTES = ['POST /v1/jobs', 'GET /v1/jobs/:id'] as const;
+export const ROUTES = ['POST /v1/jobs', 'GET /v1/jobs/:id', 'POST /v1/score'] as const;
 
 const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   MATCHD_UNAUTHORIZED: 401,
@@ -27,17 +27,15 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   MATCHD_RATE_LIMITED: 429,
   MATCHD_URL_REFUSED: 400,
   MATCHD_FETCH_FAILED: 502,
+  MATCHD_TEXT_INVALID: 400,
+  MATCHD_META_INVALID: 400,
+  MATCHD_TEXTS_REQUIRED: 400,
 };
 
+/** POST /v1/score: an image that cannot be scored is the request's fault, but not a malformed request. */
+const UNPROCESSABLE = 422;
+
 type Req = FastifyRequest & { rawBody?: Buffer; bearerIdentity?: string | null };
-
-interface JobFields {
-  rule?: string;
-  callbackUrl?: string;
-  meta?: Record<string, unknown>;
-}
-
-const bad = (message: string, status = 400) => new MatchdError('MATCHD_REQUEST_INVALID', message, { status });
 
 /** `10s`, `1500ms`, `2m` or a number of seconds → milliseconds. */
 export function parseWait(v: unknown): number {
@@ -53,6 +51,8 @@ export class WebhookSource implements SourceInstance {
   readonly guard: OutboundGuard;
   private readonly auth: Authenticator;
   private readonly limiter: RateLimiter;
+  private readonly receiver: Receiver;
+  private readonly callbackSecrets: Map<string, string>;
   private app: FastifyInstance | undefined;
   /** Where the server listens once started (port 0 in the config picks a free one). */
   address: { host: string; port: number } | undefined;
@@ -61,7 +61,9 @@ export class WebhookSource implements SourceInstance {
     this.guard = new OutboundGuard({ allow: config.outbound.allow, allowHttp: config.outbound.allowHttp, maxRedirects: config.outbound.maxRedirects });
     this.auth = new Authenticator(config.auth);
     this.limiter = new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burst);
-    this.actions = { callback: callbackHandler(config, this.guard, ctx.state, ctx.signal) };
+    this.receiver = new Receiver(config, this.guard, ctx.spoolDir, ctx.signal);
+    this.callbackSecrets = callbackSecrets(config.auth);
+    this.actions = { callback: urlCallbacks(config, this.guard, ctx.state, ctx.signal) };
   }
 
   async start(): Promise<void> {
@@ -78,7 +80,8 @@ export class WebhookSource implements SourceInstance {
     });
     await app.register(multipart, {
       throwFileSizeLimit: true,
-      limits: { fileSize: this.config.limits.uploadBytes, files: 1, fields: 20, fieldSize: 64 * 1024, parts: 21 },
+      // Fields: rule, meta, callbackUrl and texts (one JSON field, or one `text` field per text).
+      limits: { fileSize: this.config.limits.uploadBytes, files: 1, fields: 256, fieldSize: this.config.limits.jsonBytes, parts: 257 },
     });
 
     // Rate limit first (by token when it is valid, else by address), so bad tokens are throttled too.
@@ -115,7 +118,8 @@ export class WebhookSource implements SourceInstance {
       }
       if (status === 401) reply.header('www-authenticate', 'Bearer');
       if (status === 413) reply.header('connection', 'close'); // don't read the rest of an oversized body
-      void reply.status(status).send({ error: { code, message: err.message } });
+      const problems = isMatchdError(err) && Array.isArray(err.details?.problems) ? { problems: err.details.problems } : {};
+      void reply.status(status).send({ error: { code, message: err.message, ...problems } });
     });
 
     app.setNotFoundHandler((req, reply) => {
@@ -127,6 +131,7 @@ export class WebhookSource implements SourceInstance {
 
     app.post('/v1/jobs', (req, reply) => this.submitJob(req as Req, reply));
     app.get('/v1/jobs/:id', (req, reply) => this.jobStatus(req as Req, reply));
+    app.post('/v1/score', (req, reply) => this.score(req as Req, reply));
 
     await app.listen({ host: this.config.host, port: this.config.port });
     const a = app.server.address();
@@ -163,6 +168,8 @@ export class WebhookSource implements SourceInstance {
       rule: job.rule,
       outcome: job.outcome,
       statusUrl: this.statusUrl(req, job.id),
+      meta: job.meta,
+      ...(job.texts ? { texts: job.texts } : {}),
       ...(r
         ? {
             result: {
@@ -170,15 +177,12 @@ export class WebhookSource implements SourceInstance {
               ...(r.decidedBy !== undefined ? { decidedBy: r.decidedBy } : {}),
               ...(r.results ? { results: r.results } : {}),
               ...(r.error ? { error: r.error } : {}),
+              ...(r.textsFrom ? { textsFrom: r.textsFrom } : {}),
               model: r.model,
             },
           }
         : {}),
     };
-  }
-
-  private spoolFile(): string {
-    return path.join(this.ctx.spoolDir, `${randomUUID()}.upload`);
   }
 
   private async submitJob(req: Req, reply: FastifyReply): Promise<unknown> {
@@ -196,20 +200,18 @@ export class WebhookSource implements SourceInstance {
 
     let file: string | undefined;
     try {
-      let fields: JobFields;
-      if (req.isMultipart()) ({ file, fields } = await this.receiveMultipart(req));
-      else {
-        const body = (req.body ?? {}) as Record<string, unknown>;
-        if (typeof body !== 'object' || Array.isArray(body)) throw bad('the body must be a JSON object');
-        fields = this.fields(body);
-        file = await this.receiveJsonImage(body);
-      }
+      const got = await this.receiver.receive(req);
+      file = got.file;
+      const fields = parseFields(got.body, this.fieldRules(identity, ['rule', 'texts', 'meta', 'callbackUrl']), got.problems);
       const r = this.ctx.submit({
         dedupeKey,
         image: { path: file, temporary: true },
         ...(fields.rule ? { rule: fields.rule } : {}),
-        meta: { identity, ...(fields.meta ? { client: fields.meta } : {}) },
-        ...(fields.callbackUrl ? { actions: [{ kind: 'callback', options: { url: fields.callbackUrl } }] } : {}),
+        ...(fields.texts ? { texts: fields.texts } : {}),
+        ...(fields.meta ? { meta: fields.meta } : {}),
+        origin: { identity },
+        onInvalid: 'refuse',
+        ...(fields.callbackUrl ? { actions: [{ kind: 'callback', options: { url: fields.callbackUrl, identity } }] } : {}),
       });
       if (!r.accepted) {
         await rm(file, { force: true });
@@ -217,6 +219,7 @@ export class WebhookSource implements SourceInstance {
           reply.header('retry-after', String(Math.max(1, Math.ceil((r.retryAfterMs ?? 1000) / 1000))));
           throw new MatchdError('MATCHD_RATE_LIMITED', `${r.message}; retry later`);
         }
+        if (r.reason === 'invalid') throw new MatchdError(r.code, r.message, { status: 400, problems: r.problems });
         if (r.reason === 'unknown_rule') throw bad(r.message);
         throw bad(r.message, 503);
       }
@@ -228,6 +231,52 @@ export class WebhookSource implements SourceInstance {
       if (file) await rm(file, { force: true });
       throw err;
     }
+  }
+
+  /** What a caller may send with an image on a route. */
+  private fieldRules(identity: string, accepts: FieldRules['accepts']): FieldRules {
+    return {
+      ...(this.config.rules ? { rules: this.config.rules } : {}),
+      checkItem: (item) => this.ctx.checkItem(item),
+      checkUrl: (u) => this.guard.checkUrl(u).href, // form checked now; addresses when sending
+      callbacks: this.callbackSecrets.has(identity)
+        ? { allowed: true }
+        : { allowed: false, why: `callbackUrl is refused: caller '${identity}' has no callbackSecret configured to sign its callbacks (auth.tokens[].callbackSecret)` },
+      accepts,
+    };
+  }
+
+  /**
+   * POST /v1/score: one image against texts, now — 200 with the results in the order of the texts. Same auth, rate
+   * limit and byte limits as jobs; through the core's pipeline (so the same batches), refused with 429 when its queue
+   * is full. Not journalled: nothing is retried, nothing calls back.
+   */
+  private async score(req: Req, reply: FastifyReply): Promise<unknown> {
+    this.authenticate(req, 'submit');
+    let file: string | undefined;
+    let fields: JobFields;
+    let r: ScoreResult;
+    try {
+      const got = await this.receiver.receive(req);
+      file = got.file;
+      fields = parseFields(got.body, this.fieldRules('', ['rule', 'texts', 'meta']), got.problems);
+      r = await this.ctx.score({ image: { path: file }, ...(fields.texts ? { texts: fields.texts } : {}), ...(fields.rule ? { rule: fields.rule } : {}) });
+    } finally {
+      // Gone before the answer: nothing of a scored-now image outlives its request.
+      if (file) await rm(file, { force: true });
+    }
+    if (r.ok) {
+      const results = r.results.map(({ text, cosine, score, band, truncated }) => ({ text, cosine, score, band, ...(truncated ? { truncated } : {}) }));
+      return reply.status(200).send({ rule: r.rule, results, model: r.model, ...(fields.meta ? { meta: fields.meta } : {}) });
+    }
+    if (r.reason === 'backpressure') {
+      reply.header('retry-after', String(Math.max(1, Math.ceil((r.retryAfterMs ?? 1000) / 1000))));
+      throw new MatchdError('MATCHD_RATE_LIMITED', `${r.message}; retry later`);
+    }
+    if (r.reason === 'invalid') throw new MatchdError(r.code, r.message, { status: 400, ...(r.problems ? { problems: r.problems } : {}) });
+    if (r.reason === 'item') throw new MatchdError(r.code, r.message, { status: UNPROCESSABLE });
+    if (r.reason === 'unknown_rule') throw bad(r.message);
+    throw bad(r.message, 503);
   }
 
   /** 202 with the job's status URL, or 200 with the result when it is ready within `wait`. */
@@ -246,93 +295,8 @@ export class WebhookSource implements SourceInstance {
     const wait = Math.min(parseWait((req.query as Record<string, unknown>).wait), this.config.limits.maxWaitMs);
     const job = /^\d{1,15}$/.test(id) ? this.ctx.getJob(id) : undefined;
     // Only this source's jobs, and only to the identity that submitted them.
-    if (!job || job.source !== this.ctx.name || job.meta.identity !== identity) throw bad(`no job ${id.slice(0, 40)}`, 404);
+    if (!job || job.source !== this.ctx.name || job.origin.identity !== identity) throw bad(`no job ${id.slice(0, 40)}`, 404);
     const now = wait > 0 ? ((await this.ctx.waitForJob(id, wait)) ?? job) : job;
     return reply.status(200).send(this.view(req, now));
-  }
-
-  /** Rule, callback URL and client meta from a request (JSON body or multipart fields). */
-  private fields(body: Record<string, unknown>): JobFields {
-    const out: JobFields = {};
-    if (body.texts !== undefined) {
-      throw bad('ad-hoc texts are not supported: rules (and their texts) are fixed when matchd starts; name a configured rule with "rule" instead');
-    }
-    if (body.rule !== undefined) {
-      if (typeof body.rule !== 'string' || !body.rule) throw bad('rule must be a rule name');
-      if (this.config.rules && !this.config.rules.includes(body.rule)) throw bad(`rule '${body.rule}' may not be used here (allowed: ${this.config.rules.join(', ')})`);
-      out.rule = body.rule;
-    }
-    if (body.callbackUrl !== undefined) {
-      if (typeof body.callbackUrl !== 'string') throw bad('callbackUrl must be a URL');
-      if (!this.config.callbacks.secret) throw bad('this server has no callbacks.secret configured, so it cannot sign callbacks; callbackUrl is refused');
-      out.callbackUrl = this.guard.checkUrl(body.callbackUrl).href; // form checked now; addresses when sending
-    }
-    if (body.meta !== undefined) {
-      if (!body.meta || typeof body.meta !== 'object' || Array.isArray(body.meta)) throw bad('meta must be an object');
-      out.meta = body.meta as Record<string, unknown>;
-    }
-    return out;
-  }
-
-  /** A JSON request's image: `image` (base64) or `imageUrl` (fetched through the SSRF guard), spooled to a file. */
-  private async receiveJsonImage(body: Record<string, unknown>): Promise<string> {
-    const has = (k: string) => body[k] !== undefined;
-    if (has('image') === has('imageUrl')) throw bad('give exactly one of image (base64) or imageUrl');
-    const file = this.spoolFile();
-    if (has('image')) {
-      if (typeof body.image !== 'string') throw bad('image must be a base64 string');
-      const b64 = body.image.replace(/^data:[^,]*;base64,/, '');
-      if (!/^[A-Za-z0-9+/=\s_-]*$/.test(b64)) throw bad('image is not valid base64');
-      const bytes = Buffer.from(b64, 'base64');
-      if (bytes.length > this.config.limits.uploadBytes) throw new MatchdError('MATCHD_IMAGE_TOO_LARGE', `the image is over the ${this.config.limits.uploadBytes}-byte limit`);
-      await fs.promises.writeFile(file, bytes, { flag: 'wx' });
-      return file;
-    }
-    if (typeof body.imageUrl !== 'string') throw bad('imageUrl must be a URL');
-    try {
-      await fetchImage(this.guard, body.imageUrl, file, {
-        timeoutMs: this.config.outbound.timeoutMs,
-        maxBytes: Math.min(this.config.outbound.imageBytes, this.config.limits.uploadBytes),
-        signal: this.ctx.signal,
-      });
-    } catch (err) {
-      await rm(file, { force: true });
-      throw err;
-    }
-    return file;
-  }
-
-  /** A multipart request: one file part (`image`) streamed to the spool under the byte cap, plus fields. */
-  private async receiveMultipart(req: Req): Promise<{ file: string; fields: JobFields }> {
-    let file: string | undefined;
-    const raw: Record<string, unknown> = {};
-    try {
-      for await (const part of req.parts()) {
-        if (part.type === 'file') {
-          if (file) throw bad('one image per request');
-          file = this.spoolFile();
-          // busboy marks the part truncated at the limit but keeps reading to the part's end: stop right there instead.
-          const tooLarge = new MatchdError('MATCHD_IMAGE_TOO_LARGE', `the upload is over the ${this.config.limits.uploadBytes}-byte limit`);
-          part.file.once('limit', () => part.file.destroy(tooLarge));
-          await pipeline(part.file, fs.createWriteStream(file, { flags: 'wx' }));
-          if (part.file.truncated) throw new MatchdError('MATCHD_IMAGE_TOO_LARGE', `the upload is over the ${this.config.limits.uploadBytes}-byte limit`);
-        } else {
-          const v = String(part.value);
-          if (part.fieldname === 'meta') {
-            try {
-              raw.meta = JSON.parse(v);
-            } catch {
-              throw bad('meta must be a JSON object');
-            }
-          } else if (['rule', 'callbackUrl', 'texts'].includes(part.fieldname)) raw[part.fieldname] = v;
-          else throw bad(`unknown field '${part.fieldname.slice(0, 40)}' (fields: image, rule, callbackUrl, meta)`);
-        }
-      }
-      if (!file) throw bad('the multipart body has no image file part');
-      return { file, fields: this.fields(raw) };
-    } catch (err) {
-      if (file) await rm(file, { force: true });
-      throw err;
-    }
   }
 }

@@ -15,7 +15,7 @@ import net from 'node:net';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import ipaddr from 'ipaddr.js';
-import { MatchdError } from '../../core/errors.ts';
+import { MatchdError } from './errors.ts';
 
 type Addr = ipaddr.IPv4 | ipaddr.IPv6;
 
