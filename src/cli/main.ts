@@ -1,5 +1,6 @@
 /** The `matchd` command: dispatch to subcommands; every failure printed with its code. */
 import { report } from './args.ts';
+import { journalCommand, journalUsage } from './journal.ts';
 import { replayCommand, replayUsage } from './replay.ts';
 import { runCommand, runUsage, validateCommand } from './run.ts';
 import { scoreCommand, scoreUsage } from './score.ts';
@@ -9,6 +10,7 @@ const usage = `matchd — local image–text matching
 ${runUsage}
 ${scoreUsage}
 ${replayUsage}
+${journalUsage}
 matchd help`;
 
 async function main(argv: string[]): Promise<number> {
@@ -22,6 +24,8 @@ async function main(argv: string[]): Promise<number> {
       return validateCommand(rest);
     case 'replay':
       return replayCommand(rest);
+    case 'journal':
+      return journalCommand(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -21,7 +21,7 @@ export function parseSince(v: string, now = Date.now()): number {
 }
 
 /** The journal path of a config, without needing its secrets (unset ${ENV} variables don't matter here). */
-function journalPath(file: string): string {
+export function journalPath(file: string): string {
   let raw: Record<string, unknown>;
   try {
     raw = (parse(fs.readFileSync(file, 'utf8')) ?? {}) as Record<string, unknown>;

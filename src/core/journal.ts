@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
-import { MatchdError } from './errors.ts';
+import { MATCHD_APPLICATION_ID, inspectJournalFile, openError, verifyJournal } from './journal-file.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
 
@@ -113,18 +113,29 @@ export class Journal {
   /** Identifies this process's leases; leases of any other owner are dead after start-up (one daemon per journal). */
   readonly owner = `${process.pid}-${Date.now().toString(36)}`;
 
-  constructor(readonly file: string, private readonly now: () => number = Date.now) {
+  /**
+   * Open (or create) the journal. An existing file must be a sound matchd journal (quick_check at open); a missing
+   * one is created; an empty one only with `init` (see journal-file.ts for why).
+   */
+  constructor(readonly file: string, private readonly now: () => number = Date.now, opts: { init?: boolean } = {}) {
+    const memory = file === ':memory:';
+    const kind = memory ? 'missing' : inspectJournalFile(file, opts);
+    let db: Database.Database | undefined;
     try {
-      if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-      this.db = new Database(file);
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = FULL');
-      this.db.pragma('foreign_keys = ON');
-      this.db.pragma('busy_timeout = 5000');
-      this.db.exec(SCHEMA);
+      if (!memory) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+      db = new Database(file);
+      if (kind === 'sqlite') verifyJournal(db, file);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+      db.exec(SCHEMA);
+      if (kind !== 'sqlite') db.pragma(`application_id = ${MATCHD_APPLICATION_ID}`);
     } catch (err) {
-      throw new MatchdError('MATCHD_JOURNAL', `cannot open the journal ${file}: ${(err as Error).message}`, { file });
+      db?.close();
+      throw openError(err, file);
     }
+    this.db = db;
   }
 
   /** Journal a job unless its dedupe key is known; returns the (existing) job id. */
