@@ -7,10 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ActionRunner, type ActionHandler } from './actions/runner.ts';
 import { fileActions } from './actions/file-actions.ts';
+import { outputDirs, sweepStaleTemps } from './actions/temp-files.ts';
 import { AdminServer, type Health } from './admin.ts';
 import { Batcher } from './batcher.ts';
 import { CORE_ACTIONS, sourceName, type Config, type Rule } from './config.ts';
 import { MatchdError, isMatchdError, type ErrorCode } from './errors.ts';
+import { JournalHealth } from './journal-health.ts';
 import { Journal, type Job } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Matcher, type ImageEmbedding, type TextEmbedding } from './matcher.ts';
@@ -74,6 +76,7 @@ export class Daemon {
   readonly metrics: Metrics = createMetrics();
   readonly log: Logger;
   private journal!: Journal;
+  private journalHealth!: JournalHealth;
   private matcher!: Matcher;
   private batcher!: Batcher<{ job: Job; raw: RawImage }, Float32Array>;
   /** Jobs leased and being decoded (ahead of the batcher), counted against its room. */
@@ -115,7 +118,6 @@ export class Daemon {
   private async boot(): Promise<void> {
     const c = this.config;
     await checkSources(c, this.opts.registry, this.opts.baseDir);
-    this.journal = new Journal(this.resolve(c.journal.path), this.now);
     this.matcher = await Matcher.open(this.resolve(c.model.dir), {
       engine: { provider: c.model.provider, fallbackToCpu: c.model.fallbackToCpu, intraOpThreads: c.model.intraOpThreads, logger: this.log.child({ component: 'engine' }) },
       maxBatch: c.model.maxBatch,
@@ -123,6 +125,22 @@ export class Daemon {
       limits: { maxPixels: c.model.maxPixels, maxBytes: c.model.maxBytes },
     });
     for (const [name, rule] of Object.entries(c.rules)) this.ruleTexts.set(name, await this.matcher.embedTexts(rule.texts));
+    // Temp files a killed process left in the rules' output folders (other folders are swept on first write).
+    for (const dir of outputDirs(c, this.opts.baseDir, (r) => (c.rules[r]?.bands ?? this.matcher.bands).list.map((b) => b.name))) {
+      const removed = await sweepStaleTemps(dir);
+      if (removed.length) this.log.info({ dir, removed: removed.length }, 'removed stale temp files');
+    }
+    // The journal is created only once the model loaded and the texts embedded (nothing is created for a start that fails).
+    this.journal = new Journal(this.resolve(c.journal.path), this.now);
+    this.journalHealth = new JournalHealth({
+      log: this.log.child({ component: 'journal' }),
+      file: this.resolve(c.journal.path),
+      probe: () => this.journal.probeWrite(),
+      onRecovered: () => {
+        this.pump();
+        this.runner.kick();
+      },
+    });
 
     // Decoding happens as jobs are leased (bounded by decodeConcurrency), so the next batch is ready while the
     // current one infers; the batcher then only packs and runs.
@@ -143,10 +161,10 @@ export class Daemon {
       (a, job) => core[a.kind] ?? this.sourceAction(a.kind, job?.source),
       this.log.child({ component: 'actions' }),
       this.metrics,
-      { now: this.now },
+      { now: this.now, guard: this.journalHealth },
     );
 
-    const { requeued, abandoned } = this.journal.recover(c.journal.maxAttempts, true);
+    const { requeued, abandoned } = this.journalHealth.run('recover leases', () => this.journal.recover(c.journal.maxAttempts, true), { requeued: 0, abandoned: [] });
     if (requeued) this.log.info({ requeued }, 're-queued jobs left running by a previous process');
     for (const job of abandoned) this.fail(job, new MatchdError('MATCHD_INTERNAL', `scoring this image was interrupted ${job.attempts} times; giving up`));
 
@@ -158,7 +176,8 @@ export class Daemon {
     }
 
     this.pumpTimer = setInterval(() => {
-      const { requeued: r, abandoned: a } = this.journal.recover(c.journal.maxAttempts);
+      if (!this.journalHealth.ok) return;
+      const { requeued: r, abandoned: a } = this.journalHealth.run('recover leases', () => this.journal.recover(c.journal.maxAttempts), { requeued: 0, abandoned: [] });
       for (const job of a) this.fail(job, new MatchdError('MATCHD_INTERNAL', `scoring timed out ${job.attempts} times; giving up`));
       if (r) this.log.warn({ requeued: r }, 're-queued jobs whose lease expired');
       this.pump();
@@ -188,10 +207,10 @@ export class Daemon {
       name,
       log: this.log.child({ source: name }),
       submit: (job) => this.submit(name, defaultRule, job),
-      isKnown: (key) => this.journal.isKnown(key),
+      isKnown: (key) => this.journalHealth.run('isKnown', () => this.journal.isKnown(key), false),
       state: {
-        get: <T>(key: string) => this.journal.pluginGet(name, key) as T | undefined,
-        set: (key, value) => this.journal.pluginSet(name, key, value),
+        get: <T>(key: string) => this.journalHealth.run('read plugin state', () => this.journal.pluginGet(name, key) as T | undefined, undefined),
+        set: (key, value) => this.journalHealth.run('write plugin state', () => this.journal.pluginSet(name, key, value), undefined),
       },
       setHealth: (state, detail) => {
         entry.health = { state, ...(detail ? { detail } : {}) };
@@ -213,7 +232,7 @@ export class Daemon {
   /** A job as sources may see it. */
   jobView(id: string): JobView | undefined {
     const n = Number(id);
-    const job = Number.isSafeInteger(n) && n > 0 ? this.journal.get(n) : undefined;
+    const job = Number.isSafeInteger(n) && n > 0 ? this.journalHealth.runOrThrow('read job', () => this.journal.get(n)) : undefined;
     if (!job) return undefined;
     return {
       id: String(job.id), state: job.state, source: job.source, rule: job.rule, outcome: job.outcome,
@@ -254,7 +273,13 @@ export class Daemon {
       this.metrics.submits.inc({ source, result: 'unknown_rule' });
       return { accepted: false, reason: 'unknown_rule', message: `unknown rule '${rule}'` };
     }
-    if (this.journal.queuedCount() >= this.config.model.queueSize) {
+    const paused = (): SubmitResult => {
+      this.metrics.submits.inc({ source, result: 'backpressure' });
+      return { accepted: false, reason: 'backpressure', retryAfterMs: 5000, message: this.journalHealth.pausedMessage };
+    };
+    if (!this.journalHealth.ok) return paused();
+    if (this.journalHealth.run('count queued jobs', () => this.journal.queuedCount(), Infinity) >= this.config.model.queueSize) {
+      if (!this.journalHealth.ok) return paused();
       this.metrics.submits.inc({ source, result: 'backpressure' });
       return { accepted: false, reason: 'backpressure', retryAfterMs: 1000, message: `the queue is full (${this.config.model.queueSize} jobs)` };
     }
@@ -263,7 +288,9 @@ export class Daemon {
       ...(req.image.temporary ? { temporary: true } : {}),
       ...(req.failed ? { failed: req.failed } : {}),
     };
-    const { jobId, duplicate } = this.journal.enqueue({ dedupeKey: req.dedupeKey, source, rule, imagePath: req.image.path, meta: req.meta, extra });
+    const entry = this.journalHealth.run('enqueue', () => this.journal.enqueue({ dedupeKey: req.dedupeKey, source, rule, imagePath: req.image.path, meta: req.meta, extra }), null);
+    if (!entry) return paused();
+    const { jobId, duplicate } = entry;
     this.metrics.submits.inc({ source, result: duplicate ? 'duplicate' : 'accepted' });
     if (!duplicate) this.pump();
     return { accepted: true, jobId: String(jobId), duplicate };
@@ -275,9 +302,9 @@ export class Daemon {
     this.pumpQueued = true;
     setImmediate(() => {
       this.pumpQueued = false;
-      if (this.stopping) return;
+      if (this.stopping || !this.journalHealth.ok) return;
       const room = Math.min(this.batcher.room - this.decoding, this.config.model.maxBatch * 2 - this.decoding);
-      const jobs = this.journal.lease(room, this.config.journal.leaseMs);
+      const jobs = this.journalHealth.run('lease jobs', () => this.journal.lease(room, this.config.journal.leaseMs), []);
       const now = Date.now();
       const asError = (err: unknown) => ({ ok: false as const, error: isMatchdError(err) ? err : new MatchdError('MATCHD_INTERNAL', String(err)) });
       for (const job of jobs) {
@@ -296,7 +323,7 @@ export class Daemon {
             (err: unknown) => this.finish(job, asError(err)),
           );
       }
-      this.metrics.queueDepth.set(this.journal.queuedCount());
+      this.metrics.queueDepth.set(this.journalHealth.run('count queued jobs', () => this.journal.queuedCount(), 0));
     });
   }
 
@@ -323,7 +350,7 @@ export class Daemon {
     this.log.warn({ jobId: job.id, file: job.imagePath, code: error.code, err: error.message }, 'image could not be scored');
     const outcome: ScoredOutcome = { outcome: 'error', error: { code: error.code, message: error.message } };
     if (!rule) {
-      this.journal.complete(job.id, 'error', outcome, [], true);
+      this.journalHealth.run('record a failure', () => this.journal.complete(job.id, 'error', outcome, [], true), undefined);
       return;
     }
     this.record(job, rule, outcome, true);
@@ -332,7 +359,12 @@ export class Daemon {
   private record(job: Job, rule: Rule, o: ScoredOutcome, failed = false): void {
     const model = { name: this.matcher.manifest.name, version: this.matcher.manifest.version, provider: this.matcher.provider };
     const doc = resultDocument(job, o, model);
-    this.journal.complete(job.id, o.outcome, doc, planActions(rule, job, o, doc, this.opts.baseDir), failed);
+    // Not recorded (the journal is paused): the job keeps its lease and is scored again once that expires.
+    const recorded = this.journalHealth.run('record a result', () => {
+      this.journal.complete(job.id, o.outcome, doc, planActions(rule, job, o, doc, this.opts.baseDir), failed);
+      return true;
+    }, false);
+    if (!recorded) return;
     this.metrics.jobs.inc({ outcome: o.outcome });
     this.runner.kick();
     const waiters = this.jobWaiters.get(String(job.id));
@@ -353,15 +385,16 @@ export class Daemon {
   }
 
   health(): Health {
-    const journalOk = this.journal?.ping() ?? false;
-    const counts = journalOk ? this.journal.counts() : undefined;
+    const jh = this.journalHealth?.view() ?? { ok: false };
+    const journalOk = jh.ok && (this.journal?.ping() ?? false);
+    const counts = journalOk ? this.journalHealth.run('count for /healthz', () => this.journal.counts(), undefined) : undefined;
     const sources = Object.fromEntries(this.sources.map((s) => [s.name, s.health]));
     const anyDegraded = this.sources.some((s) => s.health.state !== 'ok');
     const status = !journalOk || this.stopping ? 'down' : anyDegraded ? 'degraded' : 'ok';
     return {
       status,
       model: this.matcher ? { name: this.matcher.manifest.name, version: this.matcher.manifest.version, provider: this.matcher.provider } : null,
-      journal: { ok: journalOk, ...counts },
+      journal: { ...jh, ok: journalOk, ...counts },
       queue: { batching: this.batcher?.queued ?? 0, batchesRunning: this.batcher?.running ?? 0 },
       sources,
     };
@@ -409,7 +442,12 @@ export class Daemon {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'engine still busy at exit');
     }
-    this.journal?.close();
+    this.journalHealth?.stop();
+    try {
+      this.journal?.close();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'closing the journal failed; SQLite replays its WAL at the next start');
+    }
     this.log.info('stopped');
     await new Promise<void>((resolve) => this.log.flush(() => resolve()));
   }

@@ -199,13 +199,19 @@ export class Journal {
     })();
   }
 
-  /** Due actions, at most one per job (the lowest pending seq: a job's actions run in order). */
-  dueActions(limit: number): Action[] {
+  /**
+   * Due actions, at most one per job (the lowest pending seq: a job's actions run in order), leaving out the ids
+   * already running and the kinds whose lane is full (so a busy lane never hides due work of another).
+   */
+  dueActions(limit: number, skip: { ids?: Iterable<number>; kinds?: Iterable<string> } = {}): Action[] {
     const rows = this.db
       .prepare(`SELECT * FROM outbox o WHERE o.state = 'pending' AND o.next_at <= ?
                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.job_id = o.job_id AND p.seq < o.seq AND p.state = 'pending')
+                AND o.id NOT IN (SELECT value FROM json_each(?)) AND o.kind NOT IN (SELECT value FROM json_each(?))
                 ORDER BY o.id LIMIT ?`)
-      .all(this.now(), limit) as { id: number; job_id: number; seq: number; kind: string; payload: string; attempts: number }[];
+      .all(this.now(), JSON.stringify([...(skip.ids ?? [])]), JSON.stringify([...(skip.kinds ?? [])]), limit) as {
+        id: number; job_id: number; seq: number; kind: string; payload: string; attempts: number;
+      }[];
     return rows.map((r) => ({ id: r.id, jobId: r.job_id, seq: r.seq, kind: r.kind, payload: JSON.parse(r.payload), attempts: r.attempts }));
   }
 
@@ -303,6 +309,21 @@ export class Journal {
       .prepare(`DELETE FROM jobs WHERE state IN ('done', 'failed') AND updated_at < ?
                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state = 'pending')`)
       .run(before).changes;
+  }
+
+  /**
+   * The health probe that ends a disk-full pause: first hand the WAL's space back (a truncating checkpoint: on a
+   * small disk the WAL itself can be what filled it), then a tiny write (plugin '' cannot clash with a source name).
+   */
+  probeWrite(): void {
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      /* the write below decides */
+    }
+    this.db
+      .prepare(`INSERT INTO plugin_state (plugin, key, value) VALUES ('', 'write-probe', ?) ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value`)
+      .run(String(this.now()));
   }
 
   /** Quick liveness probe for /healthz. */
