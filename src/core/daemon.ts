@@ -16,6 +16,7 @@ import { JournalHealth } from './journal-health.ts';
 import { Journal, type Job } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Matcher, type ImageEmbedding, type TextEmbedding } from './matcher.ts';
+import { JOB_META_LIMITS, metaProblem } from './meta.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { RawImage } from './native.ts';
 import type { HealthState, JobRequest, JobView, PluginContext, SourceInstance, SubmitResult } from './plugin.ts';
@@ -269,6 +270,8 @@ export class Daemon {
   submit(source: string, defaultRule: string, req: JobRequest): SubmitResult {
     const rule = req.rule ?? defaultRule;
     if (this.stopping) return { accepted: false, reason: 'stopping', message: 'matchd is shutting down' };
+    const metaIssue = metaProblem(req.meta, JOB_META_LIMITS);
+    if (metaIssue) throw new MatchdError('MATCHD_BAD_INPUT', `source '${source}' submitted a job whose ${metaIssue} (sources check meta with metaProblem at their edge)`);
     if (!(rule in this.config.rules)) {
       this.metrics.submits.inc({ source, result: 'unknown_rule' });
       return { accepted: false, reason: 'unknown_rule', message: `unknown rule '${rule}'` };

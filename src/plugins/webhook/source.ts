@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { MatchdError, isMatchdError, type ErrorCode } from '../../core/errors.ts';
+import { metaProblem } from '../../core/meta.ts';
 import type { ActionHandler, JobView, PluginContext, SourceInstance } from '../../core/plugin.ts';
 import { Authenticator, RateLimiter } from './auth.ts';
 import { callbackHandler } from './callback.ts';
@@ -268,7 +269,8 @@ export class WebhookSource implements SourceInstance {
       out.callbackUrl = this.guard.checkUrl(body.callbackUrl).href; // form checked now; addresses when sending
     }
     if (body.meta !== undefined) {
-      if (!body.meta || typeof body.meta !== 'object' || Array.isArray(body.meta)) throw bad('meta must be an object');
+      const problem = metaProblem(body.meta);
+      if (problem) throw bad(problem);
       out.meta = body.meta as Record<string, unknown>;
     }
     return out;
