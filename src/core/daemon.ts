@@ -218,6 +218,10 @@ export class Daemon {
       },
       resolvePath: (p) => this.resolve(p),
       getJob: (id) => this.jobView(id),
+      findJob: (key) => {
+        const job = this.journalHealth.runOrThrow('find job', () => this.journal.byDedupeKey(key));
+        return job ? this.jobView(String(job.id)) : undefined;
+      },
       waitForJob: (id, ms) => this.waitForJob(id, ms),
       spoolDir: this.spoolDir(name),
       signal: this.intake.signal,

@@ -73,6 +73,8 @@ export interface PluginContext {
   setHealth(state: HealthState, detail?: string): void;
   /** Look a job up by the id `submit` returned. */
   getJob(jobId: string): JobView | undefined;
+  /** The job journalled under a dedupe key, if any (to answer a repeated request with the original job). */
+  findJob(dedupeKey: string): JobView | undefined;
   /** Resolves with the job once it is done or failed, or with its current view after `timeoutMs`. */
   waitForJob(jobId: string, timeoutMs: number): Promise<JobView | undefined>;
   /** A folder for this source's temporary files (created, survives restarts, inside the journal's folder). */
