@@ -10,7 +10,7 @@ import { fileActions } from './actions/file-actions.ts';
 import { outputDirs, sweepStaleTemps } from './actions/temp-files.ts';
 import { AdminServer, type Health } from './admin.ts';
 import { Batcher } from './batcher.ts';
-import { CORE_ACTIONS, sourceName, type Config, type Rule } from './config.ts';
+import { CORE_ACTIONS, parseSourceOptions, sourceName, type Config, type Rule } from './config.ts';
 import { MatchdError, isMatchdError, type ErrorCode } from './errors.ts';
 import { JournalHealth } from './journal-health.ts';
 import { Journal, type Job } from './journal.ts';
@@ -47,7 +47,7 @@ export async function checkSources(config: Config, registry: PluginRegistry, bas
   for (const [i, s] of config.sources.entries()) {
     try {
       const plugin = await registry.resolve(s.type, baseDir);
-      const parsed = plugin.configSchema.safeParse(s.options);
+      const parsed = parseSourceOptions(plugin.configSchema, config, i);
       if (!parsed.success) problems.push(...zodProblems(parsed.error as never, `sources.${i}.options`));
       // A rule's plugin actions must be ones this source's plugin carries out, with valid options.
       const rule = config.rules[s.rule];
@@ -188,7 +188,9 @@ export class Daemon {
     for (const [i, s] of c.sources.entries()) {
       const name = sourceName(s, i);
       const plugin = await this.opts.registry.resolve(s.type, this.opts.baseDir);
-      const options = plugin.configSchema.parse(s.options);
+      const parsed = parseSourceOptions(plugin.configSchema, c, i);
+      if (!parsed.success) throw new MatchdError('MATCHD_CONFIG_INVALID', `sources.${i}.options: ${parsed.error.issues.map((x) => x.message).join('; ')}`);
+      const options = parsed.data;
       const entry: SourceEntry = { name, type: s.type, instance: undefined as never, health: { state: 'ok' } };
       try {
         entry.instance = await plugin.create(this.context(name, s.rule, entry), options);
