@@ -13,6 +13,7 @@ import { Batcher } from './batcher.ts';
 import { CORE_ACTIONS, parseSourceOptions, sourceName, type Config, type Rule } from './config.ts';
 import { MatchdError, isMatchdError, type ErrorCode } from './errors.ts';
 import { JournalHealth } from './journal-health.ts';
+import { preflight } from './preflight.ts';
 import { Journal, type Job } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Matcher, type ImageEmbedding, type TextEmbedding } from './matcher.ts';
@@ -119,6 +120,7 @@ export class Daemon {
   private async boot(): Promise<void> {
     const c = this.config;
     await checkSources(c, this.opts.registry, this.opts.baseDir);
+    await preflight(c, this.opts.baseDir, this.opts.registry); // everything checked before anything is created
     this.matcher = await Matcher.open(this.resolve(c.model.dir), {
       engine: { provider: c.model.provider, fallbackToCpu: c.model.fallbackToCpu, intraOpThreads: c.model.intraOpThreads, logger: this.log.child({ component: 'engine' }) },
       maxBatch: c.model.maxBatch,

@@ -96,6 +96,15 @@ export interface SourceInstance {
   actions?: Record<string, ActionHandler>;
 }
 
+/** A problem a plugin's `preflight` finds: `key` is the option's path inside `options` (e.g. `paths.0`, `port`). */
+export interface PreflightProblem {
+  key: string;
+  message: string;
+  code?: 'MATCHD_CONFIG_INVALID' | 'MATCHD_PORT_IN_USE';
+}
+
+export { probePort } from './port-check.ts';
+
 export interface SourcePlugin<C = unknown> {
   /** The type name used in config (`sources[].type`). */
   readonly name: string;
@@ -104,6 +113,11 @@ export interface SourcePlugin<C = unknown> {
   /** The action kinds its instances provide, with the schema of each one's options in a rule (checked at start-up). */
   readonly actionSchemas?: Record<string, ZodType>;
   create(ctx: PluginContext, config: C): SourceInstance | Promise<SourceInstance>;
+  /**
+   * Checks without side effects, run at start-up before matchd creates anything (journal, admin port, other
+   * sources): folders exist, ports are free... Each problem names its option; none means the source may start.
+   */
+  preflight?(config: C, helpers: { resolvePath(p: string): string; name: string }): PreflightProblem[] | Promise<PreflightProblem[]>;
 }
 
 /** Check an object really is a plugin before registering it (external plugins come from anywhere). */
