@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { MatchdError } from '../core/errors.ts';
 import { Matcher, type TextScore } from '../core/matcher.ts';
 import { UsageError, defaultModelDir, positiveInt } from './args.ts';
+import { assertRegularFile, listImageFiles, skippedSummary } from './files.ts';
 
 export const scoreUsage = `matchd score IMAGE TEXT... [--json] [--model DIR]
 matchd score --dir DIR --texts FILE [--recursive] [--model DIR]
@@ -16,6 +17,7 @@ matchd score --dir DIR --texts FILE [--recursive] [--model DIR]
   --dir DIR          score every image file in DIR; JSON Lines on stdout, one object per file
   --texts FILE       texts, one per line (UTF-8; blank lines and lines starting with # are skipped)
   --recursive        include sub-folders of --dir
+  --verbose          with --dir, list every file skipped (other extensions, hidden, symlinks, non-regular files)
   --provider P       cpu (default) or cuda
   --threads N        ONNX Runtime intra-op threads
   --batch N          images per engine run (default 16)`;
@@ -56,17 +58,6 @@ export function formatTable(image: string, model: string, results: TextScore[]):
   return lines.join('\n');
 }
 
-const IMAGE_EXT = /\.(jpe?g|png|webp|gif|tiff?|avif|heic|heif|bmp)$/i;
-
-function listImages(dir: string, recursive: boolean): string[] {
-  const entries = fs.readdirSync(dir, { withFileTypes: true, recursive });
-  return entries
-    .filter((e) => e.isFile() && !e.name.startsWith('.'))
-    .map((e) => path.join(e.parentPath ?? dir, e.name))
-    .filter((f) => IMAGE_EXT.test(f))
-    .sort();
-}
-
 function progress(done: number, total: number, failed: number): void {
   if (!process.stderr.isTTY) return;
   const width = 30;
@@ -88,6 +79,7 @@ export async function scoreCommand(argv: string[]): Promise<number> {
       provider: { type: 'string' },
       threads: { type: 'string' },
       batch: { type: 'string' },
+      verbose: { type: 'boolean', default: false },
     },
   });
   const provider = values.provider ?? 'cpu';
@@ -102,7 +94,9 @@ export async function scoreCommand(argv: string[]): Promise<number> {
     if (!values.texts) throw new UsageError('--dir needs --texts FILE');
     if (positionals.length) throw new UsageError('give either IMAGE TEXT... or --dir, not both');
     const texts = readTextsFile(values.texts);
-    const files = listImages(values.dir, values.recursive);
+    const listing = listImageFiles(values.dir, values.recursive);
+    const files = listing.images;
+    process.stderr.write(skippedSummary(listing.skipped, values.verbose));
     const matcher = await Matcher.open(modelDir, options);
     try {
       const embeddedTexts = await matcher.embedTexts(texts);
@@ -135,6 +129,7 @@ export async function scoreCommand(argv: string[]): Promise<number> {
 
   const [image, ...texts] = positionals;
   if (!image || texts.length === 0) throw new UsageError(`score needs an image and at least one text\n${scoreUsage}`);
+  assertRegularFile(image);
   const matcher = await Matcher.open(modelDir, options);
   try {
     const results = await matcher.score(image, texts);
