@@ -1,5 +1,6 @@
 /** The `matchd` command: dispatch to subcommands; every failure printed with its code. */
 import { report } from './args.ts';
+import { endpointCommand, endpointUsage } from './endpoint.ts';
 import { journalCommand, journalUsage } from './journal.ts';
 import { replayCommand, replayUsage } from './replay.ts';
 import { runCommand, runUsage, validateCommand } from './run.ts';
@@ -11,6 +12,7 @@ ${runUsage}
 ${scoreUsage}
 ${replayUsage}
 ${journalUsage}
+${endpointUsage}
 matchd help`;
 
 async function main(argv: string[]): Promise<number> {
@@ -26,6 +28,8 @@ async function main(argv: string[]): Promise<number> {
       return replayCommand(rest);
     case 'journal':
       return journalCommand(rest);
+    case 'endpoint':
+      return endpointCommand(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -13,6 +13,7 @@ import { Batcher } from './batcher.ts';
 import { CORE_ACTIONS, parseSourceOptions, sourceName, type Config, type Rule } from './config.ts';
 import { MatchdError, isMatchdError, type ErrorCode } from './errors.ts';
 import { JournalHealth } from './journal-health.ts';
+import { Retention } from './retention.ts';
 import { preflight } from './preflight.ts';
 import { Journal, type Job } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -33,6 +34,8 @@ export interface DaemonOptions {
   logger?: Logger;
   /** The clock for the journal and retry schedules (tests pass a fake one). */
   now?: () => number;
+  /** How often finished jobs past journal.retainDays are pruned (default hourly; tests pass less). */
+  pruneEveryMs?: number;
 }
 
 interface SourceEntry {
@@ -79,6 +82,7 @@ export class Daemon {
   readonly log: Logger;
   private journal!: Journal;
   private journalHealth!: JournalHealth;
+  private retention: Retention | undefined;
   private matcher!: Matcher;
   private batcher!: Batcher<{ job: Job; raw: RawImage }, Float32Array>;
   /** Jobs leased and being decoded (ahead of the batcher), counted against its room. */
@@ -204,6 +208,8 @@ export class Daemon {
       this.log.info({ source: name, type: s.type }, 'source started');
     }
     this.runner.start(); // after the sources: some actions are carried out by the source that submitted the job
+    this.retention = new Retention(this.journal, this.journalHealth, this.log.child({ component: 'retention' }), c.journal.retainDays, this.opts.pruneEveryMs);
+    this.retention.start();
     this.log.info({ model: this.matcher.manifest.name, provider: this.matcher.provider, sources: this.sources.length }, 'matchd running');
   }
 
@@ -454,6 +460,7 @@ export class Daemon {
       this.log.warn({ err: (err as Error).message }, 'engine still busy at exit');
     }
     this.journalHealth?.stop();
+    this.retention?.stop();
     try {
       this.journal?.close();
     } catch (err) {

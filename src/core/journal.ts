@@ -302,13 +302,29 @@ export class Journal {
       .run(plugin, key, JSON.stringify(value));
   }
 
-  /** Forget finished jobs older than `days` (their dedupe keys too), with their actions. */
-  prune(days: number): number {
+  /** Plugin state entries whose key starts with `prefix`, of one plugin or of all (e.g. disabled callback endpoints). */
+  pluginEntries(prefix: string, plugin?: string): { plugin: string; key: string; value: unknown }[] {
+    const rows = this.db
+      .prepare(`SELECT plugin, key, value FROM plugin_state WHERE substr(key, 1, length(?)) = ? AND (? IS NULL OR plugin = ?) ORDER BY plugin, key`)
+      .all(prefix, prefix, plugin ?? null, plugin ?? null) as { plugin: string; key: string; value: string }[];
+    return rows.map((r) => ({ plugin: r.plugin, key: r.key, value: JSON.parse(r.value) }));
+  }
+
+  /** Remove one plugin state entry; true when it existed. */
+  pluginDelete(plugin: string, key: string): boolean {
+    return this.db.prepare('DELETE FROM plugin_state WHERE plugin = ? AND key = ?').run(plugin, key).changes === 1;
+  }
+
+  /**
+   * Forget finished jobs older than `days` (their dedupe keys too), with their actions; at most `limit` per call
+   * (a long backlog is pruned in short transactions). Jobs with an action still pending are kept.
+   */
+  prune(days: number, limit = Number.MAX_SAFE_INTEGER): number {
     const before = this.now() - days * 86_400_000;
     return this.db
-      .prepare(`DELETE FROM jobs WHERE state IN ('done', 'failed') AND updated_at < ?
-                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state = 'pending')`)
-      .run(before).changes;
+      .prepare(`DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN ('done', 'failed') AND updated_at < ?
+                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state = 'pending') ORDER BY id LIMIT ?)`)
+      .run(before, limit).changes;
   }
 
   /**
