@@ -12,8 +12,9 @@ import { disabledKey } from '../plugins/webhook/callback.ts';
 import { UsageError, packageRoot } from './args.ts';
 import { journalPath } from './replay.ts';
 
-export const endpointUsage = `matchd endpoint list [--config FILE]                      callback endpoints disabled by a 410 Gone
-matchd endpoint enable NAME|URL [--source S] [--config FILE]   re-enable one (a configured endpoint name, or a callbackUrl)`;
+export const endpointUsage = `matchd endpoint list [--config FILE]     callback endpoints disabled by a 410 Gone
+matchd endpoint enable NAME|URL [--source S] [--config FILE]
+                                         re-enable one (a configured endpoint name, or a callbackUrl)`;
 
 const PREFIX = 'disabled:';
 
