@@ -258,17 +258,25 @@ export class Daemon {
   private waitForJob(id: string, timeoutMs: number): Promise<JobView | undefined> {
     const now = this.jobView(id);
     if (!now || now.state === 'done' || now.state === 'failed' || timeoutMs <= 0) return Promise.resolve(now);
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const waiters = this.jobWaiters.get(id) ?? [];
+      // jobView throws while the journal is paused: reject (the caller answers with the code), never throw in a timer.
+      const settle = () => {
+        try {
+          resolve(this.jobView(id));
+        } catch (err) {
+          reject(err);
+        }
+      };
       const done = () => {
         clearTimeout(timer);
-        resolve(this.jobView(id));
+        settle();
       };
       const timer = setTimeout(() => {
         const list = this.jobWaiters.get(id)?.filter((w) => w !== done) ?? [];
         if (list.length) this.jobWaiters.set(id, list);
         else this.jobWaiters.delete(id);
-        resolve(this.jobView(id));
+        settle();
       }, timeoutMs);
       waiters.push(done);
       this.jobWaiters.set(id, waiters);

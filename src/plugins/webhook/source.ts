@@ -29,6 +29,9 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   MATCHD_RATE_LIMITED: 429,
   MATCHD_URL_REFUSED: 400,
   MATCHD_FETCH_FAILED: 502,
+  MATCHD_JOURNAL: 503,
+  MATCHD_JOURNAL_FULL: 503,
+  MATCHD_JOURNAL_CORRUPT: 503,
 };
 
 type Req = FastifyRequest & { rawBody?: Buffer; bearerIdentity?: string | null };
