@@ -1,6 +1,8 @@
 /** The `matchd` command: dispatch to subcommands; every failure printed with its code. */
 import { report } from './args.ts';
 import { modelCommand, modelUsage } from './model.ts';
+import { endpointCommand, endpointUsage } from './endpoint.ts';
+import { journalCommand, journalUsage } from './journal.ts';
 import { replayCommand, replayUsage } from './replay.ts';
 import { runCommand, runUsage, validateCommand } from './run.ts';
 import { scoreCommand, scoreUsage } from './score.ts';
@@ -11,6 +13,8 @@ ${runUsage}
 ${scoreUsage}
 ${replayUsage}
 ${modelUsage}
+${journalUsage}
+${endpointUsage}
 matchd help`;
 
 async function main(argv: string[]): Promise<number> {
@@ -26,6 +30,10 @@ async function main(argv: string[]): Promise<number> {
       return replayCommand(rest);
     case 'model':
       return modelCommand(rest);
+    case 'journal':
+      return journalCommand(rest);
+    case 'endpoint':
+      return endpointCommand(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { ConfigSchema, interpolate, resolveFrom } from '../core/config.ts';
+import { parseWithEnv } from '../core/env-coerce.ts';
 import { MatchdError } from '../core/errors.ts';
 import { Journal } from '../core/journal.ts';
 import { UsageError, packageRoot } from './args.ts';
@@ -21,14 +22,15 @@ export function parseSince(v: string, now = Date.now()): number {
 }
 
 /** The journal path of a config, without needing its secrets (unset ${ENV} variables don't matter here). */
-function journalPath(file: string): string {
+export function journalPath(file: string): string {
   let raw: Record<string, unknown>;
   try {
     raw = (parse(fs.readFileSync(file, 'utf8')) ?? {}) as Record<string, unknown>;
   } catch (err) {
     throw new MatchdError('MATCHD_CONFIG_INVALID', `${file}: ${(err as Error).message.split('\n')[0]}`);
   }
-  const journal = ConfigSchema.shape.journal.safeParse(interpolate(raw.journal, process.env, []));
+  const filled = new Set<string>();
+  const journal = parseWithEnv(ConfigSchema.shape.journal, interpolate(raw.journal, process.env, [], '', filled), filled);
   if (!journal.success) throw new MatchdError('MATCHD_CONFIG_INVALID', `${file}: journal: ${journal.error.issues.map((i) => i.message).join('; ')}`);
   return resolveFrom(file, journal.data.path);
 }

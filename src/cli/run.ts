@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../core/config.ts';
 import { Daemon, checkSources } from '../core/daemon.ts';
+import { MatchdError, isMatchdError } from '../core/errors.ts';
 import { readPackage } from '../core/model/package.ts';
 import { builtinRegistry } from '../plugins/index.ts';
 import { UsageError, packageRoot, report } from './args.ts';
@@ -43,7 +44,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  const daemon = await Daemon.start(config, { baseDir: path.dirname(file), registry: builtinRegistry() });
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start(config, { baseDir: path.dirname(file), registry: builtinRegistry() });
+  } catch (err) {
+    // Every start-up failure is `matchd: CODE: message`; one without a code is unexpected (a bug), never a bare stack.
+    throw isMatchdError(err) ? err : new MatchdError('MATCHD_INTERNAL', `start-up failed: ${(err as Error)?.message ?? String(err)}`);
+  }
   const sig = await stopRequested;
   try {
     await daemon.stop(sig);

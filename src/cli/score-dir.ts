@@ -8,27 +8,28 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MatchdError, isMatchdError } from '../core/errors.ts';
 import { DEFAULT_ITEM_LIMITS, checkItem } from '../core/item.ts';
-import { presentCompanions, readCompanions } from '../core/items/companion.ts';
+import { companionPaths, presentCompanions, readCompanions } from '../core/items/companion.ts';
 import { parseManifest, type Manifest } from '../core/items/manifest.ts';
 import type { Matcher } from '../core/matcher.ts';
+import type { Listing } from './files.ts';
 
 /** Looked for in DIR when no --manifest is given (the folder source's defaults). */
 export const DEFAULT_MANIFESTS = ['matchd-manifest.csv', 'matchd-manifest.jsonl'];
 
-const IMAGE_EXT = /\.(jpe?g|png|webp|gif|tiff?|avif|heic|heif|bmp)$/i;
-
-export function listImages(dir: string, recursive: boolean): string[] {
-  const entries = fs.readdirSync(dir, { withFileTypes: true, recursive });
-  return entries
-    .filter((e) => e.isFile() && !e.name.startsWith('.'))
-    .map((e) => path.join(e.parentPath ?? dir, e.name))
-    .filter((f) => IMAGE_EXT.test(f))
-    .sort();
+/**
+ * What the listing skipped that is worth reporting: companion files of listed images and the folder's manifests are
+ * inputs, not skipped files.
+ */
+export function skippedOtherThanCompanions(listing: Listing, dir: string): Listing['skipped'] {
+  const companions = new Set(listing.images.flatMap((f) => Object.values(companionPaths(f))));
+  const manifests = new Set(DEFAULT_MANIFESTS.map((n) => path.join(dir, n)));
+  return listing.skipped.filter((s) => !companions.has(s.file) && !manifests.has(s.file));
 }
 
 export interface DirOptions {
   dir: string;
-  recursive: boolean;
+  /** The images to score (listed by the caller: `listImageFiles`). */
+  files: string[];
   /** Texts for images without their own. */
   fallback?: string[];
   /** A manifest file; names in it are relative to `dir`. */
@@ -82,7 +83,7 @@ async function plan(file: string, o: DirOptions, manifest: Manifest | undefined)
 
 /** Score the folder; returns the failures by code. */
 export async function scoreDir(matcher: Matcher, o: DirOptions): Promise<{ total: number; failures: Map<string, number> }> {
-  const files = listImages(o.dir, o.recursive);
+  const files = o.files;
   const manifestFile = o.manifest ?? DEFAULT_MANIFESTS.map((n) => path.join(o.dir, n)).find((f) => fs.existsSync(f));
   const manifest = manifestFile ? loadManifest(manifestFile, o.dir, o.warn) : undefined;
   const failures = new Map<string, number>();

@@ -10,7 +10,8 @@ import { decodeUtf8, textLines } from '../core/items/companion.ts';
 import { MatchdError } from '../core/errors.ts';
 import { Matcher, type TextScore } from '../core/matcher.ts';
 import { UsageError, defaultModelDir, positiveInt } from './args.ts';
-import { scoreDir } from './score-dir.ts';
+import { scoreDir, skippedOtherThanCompanions } from './score-dir.ts';
+import { assertRegularFile, listImageFiles, skippedSummary } from './files.ts';
 
 export const scoreUsage = `matchd score IMAGE TEXT... [--json] [--model DIR]
 matchd score --dir DIR [--texts FILE] [--manifest FILE] [--recursive] [--model DIR]
@@ -22,6 +23,7 @@ matchd score --dir DIR [--texts FILE] [--manifest FILE] [--recursive] [--model D
   --manifest FILE    CSV (header file,text; repeated rows or text1,text2... columns) or JSON Lines
                      ({"file","texts","meta"}); file names relative to --dir (default: DIR/matchd-manifest.csv or .jsonl)
   --recursive        include sub-folders of --dir
+  --verbose          with --dir, list every file skipped (other extensions, hidden, symlinks, non-regular files)
   --provider P       cpu (default) or cuda
   --threads N        ONNX Runtime intra-op threads
   --batch N          images per engine run (default 16)`;
@@ -68,6 +70,7 @@ export async function scoreCommand(argv: string[]): Promise<number> {
       provider: { type: 'string' },
       threads: { type: 'string' },
       batch: { type: 'string' },
+      verbose: { type: 'boolean', default: false },
     },
   });
   const provider = values.provider ?? 'cpu';
@@ -81,11 +84,13 @@ export async function scoreCommand(argv: string[]): Promise<number> {
   if (values.dir !== undefined) {
     if (positionals.length) throw new UsageError('give either IMAGE TEXT... or --dir, not both');
     const fallback = values.texts ? readTextsFile(values.texts) : undefined;
+    const listing = listImageFiles(values.dir, values.recursive);
+    process.stderr.write(skippedSummary(skippedOtherThanCompanions(listing, values.dir), values.verbose));
     const matcher = await Matcher.open(modelDir, options);
     try {
       const { total, failures } = await scoreDir(matcher, {
         dir: values.dir,
-        recursive: values.recursive,
+        files: listing.images,
         ...(fallback ? { fallback } : {}),
         ...(values.manifest ? { manifest: values.manifest } : {}),
         write: (line) => process.stdout.write(line + '\n'),
@@ -104,6 +109,7 @@ export async function scoreCommand(argv: string[]): Promise<number> {
 
   const [image, ...texts] = positionals;
   if (!image || texts.length === 0) throw new UsageError(`score needs an image and at least one text\n${scoreUsage}`);
+  assertRegularFile(image);
   const matcher = await Matcher.open(modelDir, options);
   try {
     const results = await matcher.score(image, texts);

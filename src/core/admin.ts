@@ -1,7 +1,9 @@
 /** The admin HTTP endpoint (loopback by default): Prometheus `/metrics` and `/healthz`. */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { MatchdError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
+import { portInUseMessage } from './port-check.ts';
 
 export interface Health {
   status: 'ok' | 'degraded' | 'down';
@@ -17,7 +19,8 @@ export class AdminServer {
     const server = http.createServer((req, res) => void this.handle(req, res));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(err.code === 'EADDRINUSE' ? new MatchdError('MATCHD_PORT_IN_USE', portInUseMessage('admin.port', host, port)) : err));
       server.listen(port, host, () => resolve());
     });
     return server.address() as AddressInfo;

@@ -5,8 +5,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { z } from 'zod';
+import { z, type ZodType } from 'zod';
 import { CallbackActionSchema, CallbacksConfigSchema } from './callbacks/config.ts';
+import { parseWithEnv } from './env-coerce.ts';
 import { MatchdError } from './errors.ts';
 import { DEFAULT_ITEM_LIMITS } from './item.ts';
 import { BandsSchema } from './model/manifest.ts';
@@ -169,9 +170,13 @@ function endpointProblems(c: { rules?: unknown; callbacks?: { endpoints?: unknow
 
 export type Config = z.output<typeof ConfigSchema>;
 
-/** Replace ${VAR} (and ${VAR:-default}) in every string; unset variables are listed as problems. */
-export function interpolate(value: unknown, env: NodeJS.ProcessEnv, problems: string[], at = ''): unknown {
+/**
+ * Replace ${VAR} (and ${VAR:-default}) in every string; unset variables are listed as problems. The paths of the
+ * strings that were filled go into `filled` (where a number or boolean is expected, they are coerced later).
+ */
+export function interpolate(value: unknown, env: NodeJS.ProcessEnv, problems: string[], at = '', filled?: Set<string>): unknown {
   if (typeof value === 'string') {
+    if (filled && /\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}/.test(value)) filled.add(at);
     return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, def?: string) => {
       const v = env[name];
       if (v !== undefined && v !== '') return v;
@@ -180,9 +185,9 @@ export function interpolate(value: unknown, env: NodeJS.ProcessEnv, problems: st
       return '';
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, problems, `${at}.${i}`));
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, problems, at ? `${at}.${i}` : String(i), filled));
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env, problems, at ? `${at}.${k}` : k)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env, problems, at ? `${at}.${k}` : k, filled)]));
   }
   return value;
 }
@@ -208,14 +213,30 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
     throw configError(file, [`YAML: ${(err as Error).message.split('\n')[0]}`]);
   }
   const problems: string[] = [];
-  const interpolated = interpolate(raw ?? {}, env, problems);
-  const parsed = ConfigSchema.safeParse(interpolated);
+  const filled = new Set<string>();
+  const interpolated = interpolate(raw ?? {}, env, problems, '', filled);
+  const parsed = parseWithEnv(ConfigSchema, interpolated, filled);
   if (!parsed.success) {
     problems.push(...parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`));
   }
   problems.push(...crossCheck(interpolated));
   if (problems.length || !parsed.success) throw configError(file, problems);
-  return deepFreeze(parsed.data);
+  const config = deepFreeze(parsed.data);
+  envFilled.set(config, filled);
+  return config;
+}
+
+/** Per parsed config, the paths ${VAR} filled (plugin options are validated later, by their plugin's schema). */
+const envFilled = new WeakMap<Config, Set<string>>();
+
+/**
+ * Validate source `index`'s options with its plugin's schema, coercing ${VAR}-filled values where the schema
+ * expects a number or boolean (as parseConfig does for the core's own keys).
+ */
+export function parseSourceOptions<T>(schema: ZodType<T>, config: Config, index: number): ReturnType<ZodType<T>['safeParse']> {
+  const prefix = `sources.${index}.options.`;
+  const filled = new Set([...(envFilled.get(config) ?? [])].filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length)));
+  return parseWithEnv(schema, config.sources[index]!.options, filled);
 }
 
 /** Read and validate a config file. */

@@ -7,13 +7,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ActionRunner, type ActionHandler } from './actions/runner.ts';
 import { fileActions } from './actions/file-actions.ts';
+import { outputDirs, sweepStaleTemps } from './actions/temp-files.ts';
 import { AdminServer, type Health } from './admin.ts';
 import { endpointCallbacks, isEndpointCallback } from './callbacks/endpoints.ts';
-import { CORE_ACTIONS, sourceName, type Config, type Rule } from './config.ts';
+import { CORE_ACTIONS, parseSourceOptions, sourceName, type Config, type Rule } from './config.ts';
 import { MatchdError, isMatchdError, type ErrorCode } from './errors.ts';
 import { admit, ruleTexts } from './intake.ts';
-import { JobTexts } from './texts.ts';
 import { checkItem } from './item.ts';
+import { JournalHealth } from './journal-health.ts';
+import { preflight } from './preflight.ts';
+import { Retention } from './retention.ts';
+import { JobTexts } from './texts.ts';
 import { Journal, type Job } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Matcher, type ImageEmbedding, type TextEmbedding } from './matcher.ts';
@@ -34,6 +38,8 @@ export interface DaemonOptions {
   logger?: Logger;
   /** The clock for the journal and retry schedules (tests pass a fake one). */
   now?: () => number;
+  /** How often finished jobs past journal.retainDays are pruned (default hourly; tests pass less). */
+  pruneEveryMs?: number;
 }
 
 interface SourceEntry {
@@ -49,7 +55,7 @@ export async function checkSources(config: Config, registry: PluginRegistry, bas
   for (const [i, s] of config.sources.entries()) {
     try {
       const plugin = await registry.resolve(s.type, baseDir);
-      const parsed = plugin.configSchema.safeParse(s.options);
+      const parsed = parseSourceOptions(plugin.configSchema, config, i);
       if (!parsed.success) problems.push(...zodProblems(parsed.error as never, `sources.${i}.options`));
       // A rule's plugin actions must be ones this source's plugin carries out, with valid options.
       const rule = config.rules[s.rule];
@@ -79,6 +85,8 @@ export class Daemon {
   readonly metrics: Metrics = createMetrics();
   readonly log: Logger;
   private journal!: Journal;
+  private journalHealth!: JournalHealth;
+  private retention: Retention | undefined;
   private matcher!: Matcher;
   private runner!: ActionRunner;
   private admin: AdminServer | undefined;
@@ -117,7 +125,7 @@ export class Daemon {
   private async boot(): Promise<void> {
     const c = this.config;
     await checkSources(c, this.opts.registry, this.opts.baseDir);
-    this.journal = new Journal(this.resolve(c.journal.path), this.now);
+    await preflight(c, this.opts.baseDir, this.opts.registry); // everything checked before anything is created
     // The pipeline decodes jobs as they are leased (decodeConcurrency at once, decodeAhead at most), so the next
     // batch is ready while the current one infers.
     this.matcher = await Matcher.open(this.resolve(c.model.dir), {
@@ -135,9 +143,25 @@ export class Daemon {
       },
     });
     this.texts = await JobTexts.embed(c, this.matcher);
+    // Temp files a killed process left in the rules' output folders (other folders are swept on first write).
+    for (const dir of outputDirs(c, this.opts.baseDir, (r) => (c.rules[r]?.bands ?? this.matcher.bands).list.map((b) => b.name))) {
+      const removed = await sweepStaleTemps(dir);
+      if (removed.length) this.log.info({ dir, removed: removed.length }, 'removed stale temp files');
+    }
+    // The journal is created only once the model loaded and the texts embedded (nothing is created for a start that fails).
+    this.journal = new Journal(this.resolve(c.journal.path), this.now);
+    this.journalHealth = new JournalHealth({
+      log: this.log.child({ component: 'journal' }),
+      file: this.resolve(c.journal.path),
+      probe: () => this.journal.probeWrite(),
+      onRecovered: () => {
+        this.pump();
+        this.runner.kick();
+      },
+    });
     const callbackState = {
-      get: <T>(key: string) => this.journal.pluginGet(CALLBACK_STATE, key) as T | undefined,
-      set: (key: string, value: unknown) => this.journal.pluginSet(CALLBACK_STATE, key, value),
+      get: <T>(key: string) => this.journalHealth.run('read callback state', () => this.journal.pluginGet(CALLBACK_STATE, key) as T | undefined, undefined),
+      set: (key: string, value: unknown) => this.journalHealth.run('write callback state', () => this.journal.pluginSet(CALLBACK_STATE, key, value), undefined),
     };
     const core: Record<string, ActionHandler> = { ...fileActions, callback: endpointCallbacks(c.callbacks, callbackState, this.intake.signal) };
     this.runner = new ActionRunner(
@@ -146,10 +170,10 @@ export class Daemon {
       (a, job) => (a.kind === 'callback' && !isEndpointCallback(a.payload) ? undefined : core[a.kind]) ?? this.sourceAction(a.kind, job?.source),
       this.log.child({ component: 'actions' }),
       this.metrics,
-      { now: this.now },
+      { now: this.now, guard: this.journalHealth },
     );
 
-    const { requeued, abandoned } = this.journal.recover(c.journal.maxAttempts, true);
+    const { requeued, abandoned } = this.journalHealth.run('recover leases', () => this.journal.recover(c.journal.maxAttempts, true), { requeued: 0, abandoned: [] });
     if (requeued) this.log.info({ requeued }, 're-queued jobs left running by a previous process');
     for (const job of abandoned) this.fail(job, new MatchdError('MATCHD_INTERNAL', `scoring this image was interrupted ${job.attempts} times; giving up`));
 
@@ -161,7 +185,8 @@ export class Daemon {
     }
 
     this.pumpTimer = setInterval(() => {
-      const { requeued: r, abandoned: a } = this.journal.recover(c.journal.maxAttempts);
+      if (!this.journalHealth.ok) return;
+      const { requeued: r, abandoned: a } = this.journalHealth.run('recover leases', () => this.journal.recover(c.journal.maxAttempts), { requeued: 0, abandoned: [] });
       for (const job of a) this.fail(job, new MatchdError('MATCHD_INTERNAL', `scoring timed out ${job.attempts} times; giving up`));
       if (r) this.log.warn({ requeued: r }, 're-queued jobs whose lease expired');
       this.pump();
@@ -171,7 +196,9 @@ export class Daemon {
     for (const [i, s] of c.sources.entries()) {
       const name = sourceName(s, i);
       const plugin = await this.opts.registry.resolve(s.type, this.opts.baseDir);
-      const options = plugin.configSchema.parse(s.options);
+      const parsed = parseSourceOptions(plugin.configSchema, c, i);
+      if (!parsed.success) throw new MatchdError('MATCHD_CONFIG_INVALID', `sources.${i}.options: ${parsed.error.issues.map((x) => x.message).join('; ')}`);
+      const options = parsed.data;
       const entry: SourceEntry = { name, type: s.type, instance: undefined as never, health: { state: 'ok' } };
       try {
         entry.instance = await plugin.create(this.context(name, s.rule, entry), options);
@@ -183,6 +210,8 @@ export class Daemon {
       this.log.info({ source: name, type: s.type }, 'source started');
     }
     this.runner.start(); // after the sources: some actions are carried out by the source that submitted the job
+    this.retention = new Retention(this.journal, this.journalHealth, this.log.child({ component: 'retention' }), c.journal.retainDays, this.opts.pruneEveryMs);
+    this.retention.start();
     this.log.info({ model: this.matcher.manifest.name, provider: this.matcher.provider, sources: this.sources.length }, 'matchd running');
   }
 
@@ -197,16 +226,20 @@ export class Daemon {
         const r = this.config.rules[rule ?? defaultRule];
         return !!r && ruleTexts(r) === undefined;
       },
-      isKnown: (key) => this.journal.isKnown(key),
+      isKnown: (key) => this.journalHealth.run('isKnown', () => this.journal.isKnown(key), false),
       state: {
-        get: <T>(key: string) => this.journal.pluginGet(name, key) as T | undefined,
-        set: (key, value) => this.journal.pluginSet(name, key, value),
+        get: <T>(key: string) => this.journalHealth.run('read plugin state', () => this.journal.pluginGet(name, key) as T | undefined, undefined),
+        set: (key, value) => this.journalHealth.run('write plugin state', () => this.journal.pluginSet(name, key, value), undefined),
       },
       setHealth: (state, detail) => {
         entry.health = { state, ...(detail ? { detail } : {}) };
       },
       resolvePath: (p) => this.resolve(p),
       getJob: (id) => this.jobView(id),
+      findJob: (key) => {
+        const job = this.journalHealth.runOrThrow('find job', () => this.journal.byDedupeKey(key));
+        return job ? this.jobView(String(job.id)) : undefined;
+      },
       waitForJob: (id, ms) => this.waitForJob(id, ms),
       spoolDir: this.spoolDir(name),
       signal: this.intake.signal,
@@ -222,7 +255,7 @@ export class Daemon {
   /** A job as sources may see it. */
   jobView(id: string): JobView | undefined {
     const n = Number(id);
-    const job = Number.isSafeInteger(n) && n > 0 ? this.journal.get(n) : undefined;
+    const job = Number.isSafeInteger(n) && n > 0 ? this.journalHealth.runOrThrow('read job', () => this.journal.get(n)) : undefined;
     if (!job) return undefined;
     return {
       id: String(job.id), state: job.state, source: job.source, rule: job.rule, outcome: job.outcome,
@@ -233,17 +266,25 @@ export class Daemon {
   private waitForJob(id: string, timeoutMs: number): Promise<JobView | undefined> {
     const now = this.jobView(id);
     if (!now || now.state === 'done' || now.state === 'failed' || timeoutMs <= 0) return Promise.resolve(now);
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const waiters = this.jobWaiters.get(id) ?? [];
+      // jobView throws while the journal is paused: reject (the caller answers with the code), never throw in a timer.
+      const settle = () => {
+        try {
+          resolve(this.jobView(id));
+        } catch (err) {
+          reject(err);
+        }
+      };
       const done = () => {
         clearTimeout(timer);
-        resolve(this.jobView(id));
+        settle();
       };
       const timer = setTimeout(() => {
         const list = this.jobWaiters.get(id)?.filter((w) => w !== done) ?? [];
         if (list.length) this.jobWaiters.set(id, list);
         else this.jobWaiters.delete(id);
-        resolve(this.jobView(id));
+        settle();
       }, timeoutMs);
       waiters.push(done);
       this.jobWaiters.set(id, waiters);
@@ -263,7 +304,13 @@ export class Daemon {
       this.metrics.submits.inc({ source, result: 'unknown_rule' });
       return { accepted: false, reason: 'unknown_rule', message: `unknown rule '${rule}'` };
     }
-    if (this.journal.queuedCount() >= this.config.model.queueSize) {
+    const paused = (): SubmitResult => {
+      this.metrics.submits.inc({ source, result: 'backpressure' });
+      return { accepted: false, reason: 'backpressure', retryAfterMs: 5000, message: this.journalHealth.pausedMessage };
+    };
+    if (!this.journalHealth.ok) return paused();
+    if (this.journalHealth.run('count queued jobs', () => this.journal.queuedCount(), Infinity) >= this.config.model.queueSize) {
+      if (!this.journalHealth.ok) return paused();
       this.metrics.submits.inc({ source, result: 'backpressure' });
       return { accepted: false, reason: 'backpressure', retryAfterMs: 1000, message: `the queue is full (${this.config.model.queueSize} jobs)` };
     }
@@ -278,9 +325,11 @@ export class Daemon {
       ...(item.failed ? { failed: item.failed } : {}),
       ...(req.companions?.length ? { companions: req.companions } : {}),
     };
-    const { jobId, duplicate } = this.journal.enqueue({
+    const entry = this.journalHealth.run('enqueue', () => this.journal.enqueue({
       dedupeKey: req.dedupeKey, source, rule, imagePath: req.image.path, meta: item.meta, origin: req.origin ?? {}, ...(item.texts ? { texts: item.texts } : {}), extra,
-    });
+    }), null);
+    if (!entry) return paused();
+    const { jobId, duplicate } = entry;
     this.metrics.submits.inc({ source, result: duplicate ? 'duplicate' : 'accepted' });
     if (!duplicate) this.pump();
     return { accepted: true, jobId: String(jobId), duplicate };
@@ -301,8 +350,8 @@ export class Daemon {
     this.pumpQueued = true;
     setImmediate(() => {
       this.pumpQueued = false;
-      if (this.stopping) return;
-      const jobs = this.journal.lease(this.matcher.pipeline.room, this.config.journal.leaseMs);
+      if (this.stopping || !this.journalHealth.ok) return;
+      const jobs = this.journalHealth.run('lease jobs', () => this.journal.lease(this.matcher.pipeline.room, this.config.journal.leaseMs), []);
       const now = Date.now();
       const asError = (err: unknown) => ({ ok: false as const, error: isMatchdError(err) ? err : new MatchdError('MATCHD_INTERNAL', String(err)) });
       for (const job of jobs) {
@@ -320,7 +369,7 @@ export class Daemon {
           (err: unknown) => this.finish(job, asError(err), []),
         );
       }
-      this.metrics.queueDepth.set(this.journal.queuedCount());
+      this.metrics.queueDepth.set(this.journalHealth.run('count queued jobs', () => this.journal.queuedCount(), 0));
     });
   }
 
@@ -347,7 +396,7 @@ export class Daemon {
     this.log.warn({ jobId: job.id, file: job.imagePath, code: error.code, err: error.message }, 'image could not be scored');
     const outcome: ScoredOutcome = { outcome: 'error', error: { code: error.code, message: error.message } };
     if (!rule) {
-      this.journal.complete(job.id, 'error', outcome, [], true);
+      this.journalHealth.run('record a failure', () => this.journal.complete(job.id, 'error', outcome, [], true), undefined);
       return;
     }
     this.record(job, rule, outcome, true);
@@ -356,7 +405,12 @@ export class Daemon {
   private record(job: Job, rule: Rule, o: ScoredOutcome, failed = false): void {
     const model = { name: this.matcher.manifest.name, version: this.matcher.manifest.version, provider: this.matcher.provider };
     const doc = resultDocument(job, o, model);
-    this.journal.complete(job.id, o.outcome, doc, planActions(rule, job, o, doc, this.opts.baseDir), failed);
+    // Not recorded (the journal is paused): the job keeps its lease and is scored again once that expires.
+    const recorded = this.journalHealth.run('record a result', () => {
+      this.journal.complete(job.id, o.outcome, doc, planActions(rule, job, o, doc, this.opts.baseDir), failed);
+      return true;
+    }, false);
+    if (!recorded) return;
     this.metrics.jobs.inc({ outcome: o.outcome });
     this.runner.kick();
     const waiters = this.jobWaiters.get(String(job.id));
@@ -377,15 +431,16 @@ export class Daemon {
   }
 
   health(): Health {
-    const journalOk = this.journal?.ping() ?? false;
-    const counts = journalOk ? this.journal.counts() : undefined;
+    const jh = this.journalHealth?.view() ?? { ok: false };
+    const journalOk = jh.ok && (this.journal?.ping() ?? false);
+    const counts = journalOk ? this.journalHealth.run('count for /healthz', () => this.journal.counts(), undefined) : undefined;
     const sources = Object.fromEntries(this.sources.map((s) => [s.name, s.health]));
     const anyDegraded = this.sources.some((s) => s.health.state !== 'ok');
     const status = !journalOk || this.stopping ? 'down' : anyDegraded ? 'degraded' : 'ok';
     return {
       status,
       model: this.matcher ? { name: this.matcher.manifest.name, version: this.matcher.manifest.version, provider: this.matcher.provider } : null,
-      journal: { ok: journalOk, ...counts },
+      journal: { ...jh, ok: journalOk, ...counts },
       queue: this.matcher ? { batching: this.matcher.pipeline.stats.queued, batchesRunning: this.matcher.pipeline.stats.running } : { batching: 0, batchesRunning: 0 },
       sources,
     };
@@ -433,7 +488,13 @@ export class Daemon {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'engine still busy at exit');
     }
-    this.journal?.close();
+    this.journalHealth?.stop();
+    this.retention?.stop();
+    try {
+      this.journal?.close();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'closing the journal failed; SQLite replays its WAL at the next start');
+    }
     this.log.info('stopped');
     await new Promise<void>((resolve) => this.log.flush(() => resolve()));
   }

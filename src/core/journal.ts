@@ -7,8 +7,8 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
-import { MatchdError } from './errors.ts';
 import { migrate } from './journal-migrate.ts';
+import { MATCHD_APPLICATION_ID, inspectJournalFile, openError, verifyJournal } from './journal-file.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
 
@@ -125,18 +125,29 @@ export class Journal {
   /** Identifies this process's leases; leases of any other owner are dead after start-up (one daemon per journal). */
   readonly owner = `${process.pid}-${Date.now().toString(36)}`;
 
-  constructor(readonly file: string, private readonly now: () => number = Date.now) {
+  /**
+   * Open (or create) the journal. An existing file must be a sound matchd journal (quick_check at open); a missing
+   * one is created; an empty one only with `init` (see journal-file.ts for why).
+   */
+  constructor(readonly file: string, private readonly now: () => number = Date.now, opts: { init?: boolean } = {}) {
+    const memory = file === ':memory:';
+    const kind = memory ? 'missing' : inspectJournalFile(file, opts);
+    let db: Database.Database | undefined;
     try {
-      if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-      this.db = new Database(file);
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = FULL');
-      this.db.pragma('foreign_keys = ON');
-      this.db.pragma('busy_timeout = 5000');
-      migrate(this.db, SCHEMA);
+      if (!memory) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+      db = new Database(file);
+      if (kind === 'sqlite') verifyJournal(db, file);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+      migrate(db, SCHEMA);
+      if (kind !== 'sqlite') db.pragma(`application_id = ${MATCHD_APPLICATION_ID}`);
     } catch (err) {
-      throw new MatchdError('MATCHD_JOURNAL', `cannot open the journal ${file}: ${(err as Error).message}`, { file });
+      db?.close();
+      throw openError(err, file);
     }
+    this.db = db;
   }
 
   /** Journal a job unless its dedupe key is known; returns the (existing) job id. */
@@ -201,13 +212,19 @@ export class Journal {
     })();
   }
 
-  /** Due actions, at most one per job (the lowest pending seq: a job's actions run in order). */
-  dueActions(limit: number): Action[] {
+  /**
+   * Due actions, at most one per job (the lowest pending seq: a job's actions run in order), leaving out the ids
+   * already running and the kinds whose lane is full (so a busy lane never hides due work of another).
+   */
+  dueActions(limit: number, skip: { ids?: Iterable<number>; kinds?: Iterable<string> } = {}): Action[] {
     const rows = this.db
       .prepare(`SELECT * FROM outbox o WHERE o.state = 'pending' AND o.next_at <= ?
                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.job_id = o.job_id AND p.seq < o.seq AND p.state = 'pending')
+                AND o.id NOT IN (SELECT value FROM json_each(?)) AND o.kind NOT IN (SELECT value FROM json_each(?))
                 ORDER BY o.id LIMIT ?`)
-      .all(this.now(), limit) as { id: number; job_id: number; seq: number; kind: string; payload: string; attempts: number }[];
+      .all(this.now(), JSON.stringify([...(skip.ids ?? [])]), JSON.stringify([...(skip.kinds ?? [])]), limit) as {
+        id: number; job_id: number; seq: number; kind: string; payload: string; attempts: number;
+      }[];
     return rows.map((r) => ({ id: r.id, jobId: r.job_id, seq: r.seq, kind: r.kind, payload: JSON.parse(r.payload), attempts: r.attempts }));
   }
 
@@ -298,13 +315,44 @@ export class Journal {
       .run(plugin, key, JSON.stringify(value));
   }
 
-  /** Forget finished jobs older than `days` (their dedupe keys too), with their actions. */
-  prune(days: number): number {
+  /** Plugin state entries whose key starts with `prefix`, of one plugin or of all (e.g. disabled callback endpoints). */
+  pluginEntries(prefix: string, plugin?: string): { plugin: string; key: string; value: unknown }[] {
+    const rows = this.db
+      .prepare(`SELECT plugin, key, value FROM plugin_state WHERE substr(key, 1, length(?)) = ? AND (? IS NULL OR plugin = ?) ORDER BY plugin, key`)
+      .all(prefix, prefix, plugin ?? null, plugin ?? null) as { plugin: string; key: string; value: string }[];
+    return rows.map((r) => ({ plugin: r.plugin, key: r.key, value: JSON.parse(r.value) }));
+  }
+
+  /** Remove one plugin state entry; true when it existed. */
+  pluginDelete(plugin: string, key: string): boolean {
+    return this.db.prepare('DELETE FROM plugin_state WHERE plugin = ? AND key = ?').run(plugin, key).changes === 1;
+  }
+
+  /**
+   * Forget finished jobs older than `days` (their dedupe keys too), with their actions; at most `limit` per call
+   * (a long backlog is pruned in short transactions). Jobs with an action still pending are kept.
+   */
+  prune(days: number, limit = Number.MAX_SAFE_INTEGER): number {
     const before = this.now() - days * 86_400_000;
     return this.db
-      .prepare(`DELETE FROM jobs WHERE state IN ('done', 'failed') AND updated_at < ?
-                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state = 'pending')`)
-      .run(before).changes;
+      .prepare(`DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN ('done', 'failed') AND updated_at < ?
+                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state = 'pending') ORDER BY id LIMIT ?)`)
+      .run(before, limit).changes;
+  }
+
+  /**
+   * The health probe that ends a disk-full pause: first hand the WAL's space back (a truncating checkpoint: on a
+   * small disk the WAL itself can be what filled it), then a tiny write (plugin '' cannot clash with a source name).
+   */
+  probeWrite(): void {
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      /* the write below decides */
+    }
+    this.db
+      .prepare(`INSERT INTO plugin_state (plugin, key, value) VALUES ('', 'write-probe', ?) ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value`)
+      .run(String(this.now()));
   }
 
   /** Quick liveness probe for /healthz. */

@@ -114,6 +114,8 @@ export interface PluginContext {
   setHealth(state: HealthState, detail?: string): void;
   /** Look a job up by the id `submit` returned. */
   getJob(jobId: string): JobView | undefined;
+  /** The job journalled under a dedupe key, if any (to answer a repeated request with the original job). */
+  findJob(dedupeKey: string): JobView | undefined;
   /** Resolves with the job once it is done or failed, or with its current view after `timeoutMs`. */
   waitForJob(jobId: string, timeoutMs: number): Promise<JobView | undefined>;
   /** A folder for this source's temporary files (created, survives restarts, inside the journal's folder). */
@@ -135,6 +137,15 @@ export interface SourceInstance {
   actions?: Record<string, ActionHandler>;
 }
 
+/** A problem a plugin's `preflight` finds: `key` is the option's path inside `options` (e.g. `paths.0`, `port`). */
+export interface PreflightProblem {
+  key: string;
+  message: string;
+  code?: 'MATCHD_CONFIG_INVALID' | 'MATCHD_PORT_IN_USE';
+}
+
+export { probePort } from './port-check.ts';
+
 export interface SourcePlugin<C = unknown> {
   /** The type name used in config (`sources[].type`). */
   readonly name: string;
@@ -143,6 +154,11 @@ export interface SourcePlugin<C = unknown> {
   /** The action kinds its instances provide, with the schema of each one's options in a rule (checked at start-up). */
   readonly actionSchemas?: Record<string, ZodType>;
   create(ctx: PluginContext, config: C): SourceInstance | Promise<SourceInstance>;
+  /**
+   * Checks without side effects, run at start-up before matchd creates anything (journal, admin port, other
+   * sources): folders exist, ports are free... Each problem names its option; none means the source may start.
+   */
+  preflight?(config: C, helpers: { resolvePath(p: string): string; name: string }): PreflightProblem[] | Promise<PreflightProblem[]>;
 }
 
 /** Check an object really is a plugin before registering it (external plugins come from anywhere). */

@@ -52,21 +52,21 @@ describe('item limits', () => {
     const limits = { maxDepth: 3, maxBytes: 64 };
     assert.deepEqual(checkMeta({ sku: 'A1', tags: ['x'] }, limits), []);
     assert.deepEqual(checkMeta(deep(3), limits), []);
-    assert.deepEqual(checkMeta(deep(4), limits), ['meta is nested more than 3 levels deep']);
-    assert.match(checkMeta({ s: 'x'.repeat(100) }, limits)[0]!, /^meta is 108 bytes as JSON; at most 64$/);
+    assert.deepEqual(checkMeta(deep(4), limits), ['meta is nested more than 3 levels deep (at meta.a.a.a)']);
+    assert.match(checkMeta({ s: 'x'.repeat(100) }, limits)[0]!, /^meta is 108 bytes as JSON, over the 64-byte limit$/);
     assert.match(checkMeta(['a'], limits)[0]!, /meta must be a JSON object; got an array/);
     assert.match(checkMeta(null, limits)[0]!, /got null/);
     assert.match(checkMeta('x', limits)[0]!, /got string/);
     let v: Record<string, unknown> = {};
     for (let i = 0; i < 100_000; i++) v = { v };
-    assert.deepEqual(checkMeta(v, limits), ['meta is nested more than 3 levels deep']);
+    assert.deepEqual(checkMeta(v, limits), ['meta is nested more than 3 levels deep (at meta.v.v.v)']);
   });
 
   test('checkItem lists text and meta problems together; the code names texts first', () => {
-    const p = checkItem({ texts: [''], meta: deep(9) }, DEFAULT_ITEM_LIMITS)!;
+    const p = checkItem({ texts: [''], meta: deep(17) }, DEFAULT_ITEM_LIMITS)!;
     assert.equal(p.code, 'MATCHD_TEXT_INVALID');
     assert.equal(p.problems.length, 2);
-    assert.equal(checkItem({ meta: deep(9) }, DEFAULT_ITEM_LIMITS)!.code, 'MATCHD_META_INVALID');
+    assert.equal(checkItem({ meta: deep(17) }, DEFAULT_ITEM_LIMITS)!.code, 'MATCHD_META_INVALID');
     assert.equal(checkItem({}, DEFAULT_ITEM_LIMITS), undefined);
   });
 });
@@ -98,7 +98,7 @@ describe('admission (the core at submit)', () => {
     const refused = admit(config, 'colours', job({ texts: ['x'.repeat(11)], meta: deep(5), onInvalid: 'refuse' }));
     assert.ok(!refused.ok);
     assert.equal(refused.code, 'MATCHD_TEXT_INVALID');
-    assert.deepEqual(refused.problems, ['text 0: 11 characters; at most 10', 'meta is nested more than 3 levels deep']);
+    assert.deepEqual(refused.problems, ['text 0: 11 characters; at most 10', 'meta is nested more than 3 levels deep (at meta.a.a.a)']);
   });
 
   test('a source that already failed the item keeps its own code', () => {

@@ -331,7 +331,7 @@ export class FolderSource implements SourceInstance {
 }
 
 /** Why a root cannot be watched, or undefined when it can. */
-async function checkRoot(root: string): Promise<string | undefined> {
+export async function checkRoot(root: string): Promise<string | undefined> {
   try {
     const st = await fs.stat(root);
     if (!st.isDirectory()) return `path '${root}' is not a directory`;

@@ -50,7 +50,16 @@ export const WebhookConfigSchema = z.strictObject(
         jsonBytes: bytes('limits.jsonBytes').default(MiB),
         uploadBytes: bytes('limits.uploadBytes').default(20 * MiB),
         maxWaitMs: ms('limits.maxWaitMs').default(30_000).describe('longest ?wait= a request may ask for'),
+        headersTimeoutMs: ms('limits.headersTimeoutMs').min(100).default(10_000).describe('a client must send its request headers within this'),
+        requestTimeoutMs: ms('limits.requestTimeoutMs').min(100).default(60_000).describe('a client must send its whole request (body included) within this'),
+        keepAliveTimeoutMs: ms('limits.keepAliveTimeoutMs').min(100).default(5_000).describe('an idle kept-alive connection is closed after this'),
+        maxConnections: z.number().int().positive().default(256).describe('open connections in all'),
+        maxConnectionsPerAddress: z.number().int().positive().default(32).describe('open connections from one address'),
+        unverifiedRequests: z.number().int().positive().default(16).describe('signed requests whose body is still being read (before the signature can be checked), in all'),
+        unverifiedPerAddress: z.number().int().positive().default(4).describe('the same, from one address'),
+        unverifiedBytes: bytes('limits.unverifiedBytes').default(8 * MiB).describe('body bytes those requests may hold in all (declared length, or jsonBytes when not declared)'),
       })
+      .refine((l) => l.headersTimeoutMs <= l.requestTimeoutMs, 'limits.headersTimeoutMs must not exceed limits.requestTimeoutMs')
       .prefault({}),
     rateLimit: z
       .strictObject({

@@ -11,10 +11,11 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { MatchdError, isMatchdError, type ErrorCode } from '../../core/errors.ts';
 import { OutboundGuard } from '../../core/outbound.ts';
 import type { ActionHandler, JobView, PluginContext, ScoreResult, SourceInstance } from '../../core/plugin.ts';
-import { Authenticator, RateLimiter } from './auth.ts';
+import { Authenticator, RateLimiter, looksSigned } from './auth.ts';
 import { callbackSecrets, urlCallbacks } from './callbacks.ts';
 import type { WebhookConfig } from './config.ts';
 import { bad, parseFields, type FieldRules, type JobFields } from './fields.ts';
+import { IntakeLimits } from './intake-limits.ts';
 import { Receiver } from './receive.ts';
 
 export const ROUTES = ['POST /v1/jobs', 'GET /v1/jobs/:id', 'POST /v1/score'] as const;
@@ -30,12 +31,22 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   MATCHD_TEXT_INVALID: 400,
   MATCHD_META_INVALID: 400,
   MATCHD_TEXTS_REQUIRED: 400,
+  MATCHD_JOURNAL: 503,
+  MATCHD_JOURNAL_FULL: 503,
+  MATCHD_JOURNAL_CORRUPT: 503,
 };
 
 /** POST /v1/score: an image that cannot be scored is the request's fault, but not a malformed request. */
 const UNPROCESSABLE = 422;
 
 type Req = FastifyRequest & { rawBody?: Buffer; bearerIdentity?: string | null };
+
+/** Which configured route a request is for (its auth kinds), from the matched route pattern. */
+function routeOf(req: FastifyRequest): 'submit' | 'status' | undefined {
+  if (req.method === 'POST' && (req.routeOptions.url === '/v1/jobs' || req.routeOptions.url === '/v1/score')) return 'submit';
+  if (req.method === 'GET' && req.routeOptions.url === '/v1/jobs/:id') return 'status';
+  return undefined;
+}
 
 /** `10s`, `1500ms`, `2m` or a number of seconds → milliseconds. */
 export function parseWait(v: unknown): number {
@@ -53,6 +64,7 @@ export class WebhookSource implements SourceInstance {
   private readonly limiter: RateLimiter;
   private readonly receiver: Receiver;
   private readonly callbackSecrets: Map<string, string>;
+  private readonly intakeLimits: IntakeLimits;
   private app: FastifyInstance | undefined;
   /** Where the server listens once started (port 0 in the config picks a free one). */
   address: { host: string; port: number } | undefined;
@@ -64,11 +76,17 @@ export class WebhookSource implements SourceInstance {
     this.receiver = new Receiver(config, this.guard, ctx.spoolDir, ctx.signal);
     this.callbackSecrets = callbackSecrets(config.auth);
     this.actions = { callback: urlCallbacks(config, this.guard, ctx.state, ctx.signal) };
+    this.intakeLimits = new IntakeLimits(config.limits);
   }
 
   async start(): Promise<void> {
-    const app = Fastify({ logger: false, bodyLimit: this.config.limits.jsonBytes, forceCloseConnections: true });
+    const l = this.config.limits;
+    const app = Fastify({
+      logger: false, bodyLimit: l.jsonBytes, forceCloseConnections: true,
+      http: this.intakeLimits.httpOptions(), requestTimeout: l.requestTimeoutMs, keepAliveTimeout: l.keepAliveTimeoutMs,
+    });
     this.app = app;
+    this.intakeLimits.attach(app.server);
     app.removeContentTypeParser(['application/json', 'text/plain']);
     app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: this.config.limits.jsonBytes }, (req, body, done) => {
       (req as Req).rawBody = body as Buffer;
@@ -92,6 +110,22 @@ export class WebhookSource implements SourceInstance {
         reply.header('retry-after', String(Math.max(1, Math.ceil(wait / 1000))));
         throw new MatchdError('MATCHD_RATE_LIMITED', 'too many requests; slow down');
       }
+      // Authenticate from the headers, before a byte of the body is read: a valid bearer token, or signature
+      // headers with a fresh timestamp (the body is then read, within the unverified caps, to check the signature).
+      const route = routeOf(req);
+      const kinds: readonly ('bearer' | 'signature')[] = route ? this.config.auth[route] : ['bearer'];
+      if (req.bearerIdentity && kinds.includes('bearer')) return;
+      if (kinds.includes('signature') && looksSigned(req.headers)) {
+        const declared = Number(req.headers['content-length']);
+        const admitted = this.intakeLimits.admitUnverified(req.ip, Number.isFinite(declared) ? declared : undefined);
+        if (!admitted.ok) {
+          reply.header('retry-after', '1');
+          throw new MatchdError('MATCHD_RATE_LIMITED', `too many signed requests are being read; retry shortly (${admitted.reason})`, { status: 503 });
+        }
+        reply.raw.once('close', admitted.release);
+        return;
+      }
+      throw this.unauthorized(route ?? 'status');
     });
 
     app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
@@ -117,7 +151,8 @@ export class WebhookSource implements SourceInstance {
         this.ctx.log.error({ err }, 'webhook request failed');
       }
       if (status === 401) reply.header('www-authenticate', 'Bearer');
-      if (status === 413) reply.header('connection', 'close'); // don't read the rest of an oversized body
+      // Refused before (or instead of) reading the body: close the connection rather than read or wait for the rest.
+      if ([401, 408, 413, 429, 503].includes(status)) reply.header('connection', 'close');
       const problems = isMatchdError(err) && Array.isArray(err.details?.problems) ? { problems: err.details.problems } : {};
       void reply.status(status).send({ error: { code, message: err.message, ...problems } });
     });
@@ -152,8 +187,12 @@ export class WebhookSource implements SourceInstance {
       const signer = this.auth.signature(req.rawBody ?? (req.method === 'GET' ? Buffer.alloc(0) : undefined), req.headers);
       if (signer) return `signature:${signer}`;
     }
-    const how = kinds.map((k) => (k === 'bearer' ? 'a bearer token' : 'a Standard Webhooks signature (JSON bodies)')).join(' or ');
-    throw new MatchdError('MATCHD_UNAUTHORIZED', `this route needs ${how}`);
+    throw this.unauthorized(route);
+  }
+
+  private unauthorized(route: 'submit' | 'status'): MatchdError {
+    const how = this.config.auth[route].map((k) => (k === 'bearer' ? 'a bearer token' : 'a Standard Webhooks signature (JSON bodies)')).join(' or ');
+    return new MatchdError('MATCHD_UNAUTHORIZED', `this route needs ${how}`);
   }
 
   private statusUrl(req: FastifyRequest, id: string): string {
@@ -189,13 +228,21 @@ export class WebhookSource implements SourceInstance {
     const identity = this.authenticate(req, 'submit');
     const key = req.headers['idempotency-key'];
     if (key !== undefined && (typeof key !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(key))) throw bad('Idempotency-Key must be 1–255 visible ASCII characters');
-    const dedupeKey = key ? `webhook:${this.ctx.name}:${identity}:${key}` : `webhook:${this.ctx.name}:${randomUUID()}`;
+    // A signed request is identified by its signed webhook-id: a replay (the same bytes sent again within the
+    // signature's 5-minute tolerance) answers with the original job instead of making another. Idempotency-Key is
+    // not covered by the signature, so for signed requests the webhook-id is the key.
+    const webhookId = identity.startsWith('signature:') ? String(req.headers['webhook-id']) : undefined;
+    if (webhookId !== undefined && !/^[\x21-\x7e]{1,255}$/.test(webhookId)) throw bad('webhook-id must be 1–255 visible ASCII characters');
+    const dedupeKey = webhookId !== undefined
+      ? `webhook:${this.ctx.name}:${identity}:id:${webhookId}`
+      : key
+        ? `webhook:${this.ctx.name}:${identity}:${key}`
+        : `webhook:${this.ctx.name}:${randomUUID()}`;
     const wait = Math.min(parseWait((req.query as Record<string, unknown>).wait), this.config.limits.maxWaitMs);
 
-    if (key) {
-      const earlier = this.ctx.state.get<string>(`idem:${dedupeKey}`);
-      const job = earlier ? this.ctx.getJob(earlier) : undefined;
-      if (job) return this.answer(req, reply, job.id, true, wait);
+    if (webhookId !== undefined || key) {
+      const earlier = this.ctx.findJob(dedupeKey);
+      if (earlier) return this.answer(req, reply, earlier.id, true, wait);
     }
 
     let file: string | undefined;
@@ -225,7 +272,6 @@ export class WebhookSource implements SourceInstance {
       }
       if (r.duplicate) await rm(file, { force: true });
       file = undefined;
-      if (key) this.ctx.state.set(`idem:${dedupeKey}`, r.jobId);
       return this.answer(req, reply, r.jobId, r.duplicate, wait);
     } catch (err) {
       if (file) await rm(file, { force: true });

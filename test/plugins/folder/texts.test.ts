@@ -140,7 +140,7 @@ describe('folder: per-item texts, meta and callbacks', () => {
     assert.match(sidecar(ws, 'error', 'nonutf8.jpg').error.message, /nonutf8\.txt: invalid UTF-8 \(around line 2\)/);
     assert.match(sidecar(ws, 'error', 'many.jpg').error.message, /10000 texts; at most 64 per item/);
     assert.match(sidecar(ws, 'error', 'huge.jpg').error.message, /text 0: \d+ characters; at most 2000/);
-    assert.match(sidecar(ws, 'error', 'deep.jpg').error.message, /nested more than 8 levels deep/);
+    assert.match(sidecar(ws, 'error', 'deep.jpg').error.message, /nested more than 16 levels deep/);
     assert.equal(sidecar(ws, 'adopt', 'good.jpg').results[0].text, 'a red object');
     assert.equal(d.health().status, 'ok');
   });

@@ -128,7 +128,7 @@ describe('s3 source: per-object texts and meta', () => {
     const img = await colourBytes(RED);
     const c = s3.client();
     let deep: Record<string, unknown> = { x: 1 };
-    for (let i = 0; i < 12; i++) deep = { deep };
+    for (let i = 0; i < 20; i++) deep = { deep };
     await putWithMetadata(s3, 'incoming/badjson.jpg', img, { 'matchd-texts': '["a red dress",' });
     await putWithMetadata(s3, 'incoming/empty.jpg', img, { 'matchd-texts': '["  "]' });
     await putWithMetadata(s3, 'incoming/deep.jpg', img, { 'matchd-texts': '["a red dress"]', 'matchd-meta': JSON.stringify(deep) });

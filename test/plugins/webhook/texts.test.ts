@@ -114,11 +114,11 @@ describe('webhook: per-request texts and meta', () => {
       'text 0: 21 characters; at most 20',
       'text 1: empty or only whitespace',
       'text 2: expected a string but received number',
-      'meta is nested more than 3 levels deep',
+      'meta is nested more than 3 levels deep (at meta.a.b.c)',
     ]);
     const big = await postJob(base, { image: b64(), meta: { s: 'x'.repeat(300) } });
     assert.equal(big.json.error.code, 'MATCHD_META_INVALID');
-    assert.deepEqual(big.json.error.problems, ['meta is 308 bytes as JSON; at most 200']);
+    assert.deepEqual(big.json.error.problems, ['meta is 308 bytes as JSON, over the 200-byte limit']);
     const mixed = await postJob(base, { image: b64(), texts: [''], rule: 7 });
     assert.equal(mixed.json.error.code, 'MATCHD_REQUEST_INVALID', 'texts and other fields wrong: the request is');
     assert.deepEqual(mixed.json.error.problems, ['rule must be a rule name', 'text 0: empty or only whitespace']);
