@@ -40,6 +40,10 @@ export const ERROR_CODES = {
   MATCHD_QUEUE_FULL: 'An internal batch queue refused an item because its caller ignored the room it reported (a bug: please report it)',
   MATCHD_PYTHON_MISSING: 'A command that runs a Python tool (matchd model import) found no Python 3 with the modules it needs; the message says what to install',
   MATCHD_IMPORT_FAILED: 'matchd model import failed while writing the package (disk space, I/O, interrupted, exporter crash); nothing half-written is left',
+  MATCHD_REVIEW_DECIDED: 'A review decision came second: another reviewer decided the job first (409; the message says who, when and what); nothing was changed',
+  MATCHD_REVIEW_INVALID: 'A review decision names a job that is not waiting for review, a band the rule does not have, or a job whose file is still being moved; nothing was changed',
+  MATCHD_CSRF_INVALID: "A state-changing request to the web page lacked a valid CSRF token or came from another origin (403); nothing was changed",
+  MATCHD_CALIBRATE_INPUT: 'A file given to matchd calibrate is not CSV or JSON Lines, or has no usable labelled pairs (per-line problems are reported, not fatal)',
   MATCHD_INTERNAL: 'An internal invariant broke (a bug: please report it)',
 } as const;
 

@@ -162,9 +162,14 @@ export function recoverJournal(file: string, now = Date.now): RecoverReport {
     const orphan = outbox.rows.filter((r) => !jobIds.has(r.job_id as number));
     const keptActions = insert('outbox', outbox.rows.filter((r) => jobIds.has(r.job_id as number)));
     const keptState = insert('plugin_state', state.rows);
+    // Review decisions (version 3 on): kept whether or not their job survived (they outlive jobs anyway).
+    const hasLabels = src.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'labels'`).get() !== undefined;
+    const labels = hasLabels ? salvageTable(src, 'labels') : { rows: [], gaps: [] };
+    const keptLabels = insert('labels', labels.rows);
     tables.jobs = { read: jobs.rows.length, gaps: jobs.gaps, dropped: jobs.rows.length - keptJobs };
     tables.outbox = { read: outbox.rows.length, gaps: outbox.gaps, dropped: orphan.length + (outbox.rows.length - orphan.length - keptActions) };
     tables.plugin_state = { read: state.rows.length, gaps: state.gaps, dropped: state.rows.length - keptState };
+    if (hasLabels) tables.labels = { read: labels.rows.length, gaps: labels.gaps, dropped: labels.rows.length - keptLabels };
   } catch (err) {
     db?.close();
     for (const f of [fresh, `${fresh}-wal`, `${fresh}-shm`]) fs.rmSync(f, { force: true });

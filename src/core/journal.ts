@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
-import { migrate } from './journal-migrate.ts';
+import { V3_SCHEMA, migrate } from './journal-migrate.ts';
 import { MATCHD_APPLICATION_ID, inspectJournalFile, openError, verifyJournal } from './journal-file.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
@@ -104,14 +104,15 @@ CREATE TABLE IF NOT EXISTS plugin_state (
   value TEXT NOT NULL,
   PRIMARY KEY (plugin, key)
 );
-`;
+${V3_SCHEMA}`;
 
-interface JobRow {
+/** A jobs row as SQLite returns it (journal-review.ts reads them too). */
+export interface JobRow {
   id: number; dedupe_key: string; source: string; rule: string; image_path: string; meta: string; extra: string; origin: string; texts: string | null; state: JobState;
   attempts: number; outcome: string | null; result: string | null; location: string | null; created_at: number;
 }
 
-function toJob(r: JobRow): Job {
+export function toJob(r: JobRow): Job {
   return {
     id: r.id, dedupeKey: r.dedupe_key, source: r.source, rule: r.rule, imagePath: r.image_path, meta: JSON.parse(r.meta), extra: JSON.parse(r.extra),
     origin: JSON.parse(r.origin), texts: r.texts === null ? null : (JSON.parse(r.texts) as string[]),
@@ -148,6 +149,11 @@ export class Journal {
       throw openError(err, file);
     }
     this.db = db;
+  }
+
+  /** The database, for the journal's query modules (journal-review.ts); nothing else writes through it. */
+  get sql(): Database.Database {
+    return this.db;
   }
 
   /** Journal a job unless its dedupe key is known; returns the (existing) job id. */

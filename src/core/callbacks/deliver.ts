@@ -53,9 +53,13 @@ export function callbackPayload(doc: Record<string, unknown>, jobId: number, tim
   const error = doc.error as { code: string; message: string } | undefined;
   if (error) return { type: 'match.failed', timestamp, data: { ...base, error: { code: error.code, message: error.message } } };
   const results = ((doc.results as Record<string, unknown>[] | undefined) ?? []).map(({ text, cosine, score, band }) => ({ text, cosine, score, band }));
+  // A person's decision on a review-band job (review.ts): the same result with the new outcome and who decided.
   return {
-    type: 'match.completed', timestamp,
-    data: { ...base, results, ...(doc.decidedBy ? { decidedBy: doc.decidedBy } : {}), ...(doc.textsFrom ? { textsFrom: doc.textsFrom } : {}) },
+    type: doc.review ? 'match.reviewed' : 'match.completed', timestamp,
+    data: {
+      ...base, results, ...(doc.decidedBy ? { decidedBy: doc.decidedBy } : {}), ...(doc.textsFrom ? { textsFrom: doc.textsFrom } : {}),
+      ...(doc.review ? { review: doc.review } : {}),
+    },
   };
 }
 
@@ -93,7 +97,8 @@ export function callbackHandler(
       body = JSON.stringify(callbackPayload(doc, ctx.jobId, new Date(ctx.now()).toISOString()));
       ctx.remember({ ...payload, body });
     }
-    const id = webhookId(ctx.jobId, ctx.job.createdAt);
+    // A review decision is a second message about the job: its own id, or receivers deduping on it would drop it.
+    const id = webhookId(ctx.jobId, ctx.job.createdAt) + (doc.review ? '_reviewed' : '');
     // The signature's timestamp is wall-clock time (what receivers compare against), fresh on each attempt.
     const at = new Date();
     const headers = {
