@@ -12,6 +12,8 @@ export interface Health {
 
 export class AdminServer {
   private server: http.Server | undefined;
+  /** Requests for anything but /metrics and /healthz (the web page, when it shares this listener). */
+  private mounted: ((req: http.IncomingMessage, res: http.ServerResponse) => void) | undefined;
 
   constructor(private readonly metrics: Metrics, private readonly health: () => Health) {}
 
@@ -26,6 +28,11 @@ export class AdminServer {
     return server.address() as AddressInfo;
   }
 
+  /** Serve every other path with `handler` (the web page); undefined unmounts it. */
+  mount(handler: ((req: http.IncomingMessage, res: http.ServerResponse) => void) | undefined): void {
+    this.mounted = handler;
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     try {
@@ -36,6 +43,8 @@ export class AdminServer {
         const h = this.health();
         res.writeHead(h.status === 'down' ? 503 : 200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(h));
+      } else if (this.mounted) {
+        this.mounted(req, res);
       } else {
         res.writeHead(404, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: 'not found', routes: ['GET /metrics', 'GET /healthz'] }));

@@ -11,6 +11,7 @@ import { parseWithEnv } from './env-coerce.ts';
 import { MatchdError } from './errors.ts';
 import { DEFAULT_ITEM_LIMITS } from './item.ts';
 import { BandsSchema } from './model/manifest.ts';
+import { UiConfigSchema, uiProblems } from './ui-config.ts';
 
 const positiveInt = z.number().int().positive();
 const nonNegInt = z.number().int().min(0);
@@ -116,6 +117,8 @@ export const ConfigSchema = z.strictObject({
   }).prefault({}),
   /** Named callback endpoints, each with its own secret, for any rule's `callback: { endpoint: NAME }`. */
   callbacks: CallbacksConfigSchema.prefault({}),
+  /** The web page: jobs, review queue, try-it, labels export (ui-config.ts). */
+  ui: UiConfigSchema,
   rules: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), RuleSchema).refine((r) => Object.keys(r).length > 0, 'at least one rule is required'),
   sources: z.array(SourceSchema).default([]),
 });
@@ -220,6 +223,7 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
     problems.push(...parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`));
   }
   problems.push(...crossCheck(interpolated));
+  if (parsed.success) problems.push(...uiProblems(parsed.data));
   if (problems.length || !parsed.success) throw configError(file, problems);
   const config = deepFreeze(parsed.data);
   envFilled.set(config, filled);

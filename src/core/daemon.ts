@@ -27,6 +27,11 @@ import type { PluginRegistry } from './registry.ts';
 import { decide, planActions, resultDocument, type ScoredOutcome } from './router.ts';
 import { scoreTexts } from './scoring.ts';
 import { zodProblems } from './model/package.ts';
+import { decide as decideInJournal, type DecideResult } from './journal-review.ts';
+import { planReview, type Decision } from './review.ts';
+import { uiListener } from './ui-config.ts';
+import type { UiBackend } from '../ui/backend.ts';
+import { startUi, type UiHandle } from '../ui/server.ts';
 
 /** Where the core's callback action keeps its state (endpoints disabled after a 410), next to the plugins'. */
 const CALLBACK_STATE = 'core:callbacks';
@@ -90,6 +95,9 @@ export class Daemon {
   private matcher!: Matcher;
   private runner!: ActionRunner;
   private admin: AdminServer | undefined;
+  private ui: UiHandle | undefined;
+  /** The web page's address once it listens (on the admin listener or its own). */
+  uiUrl: string | undefined;
   private readonly sources: SourceEntry[] = [];
   private texts!: JobTexts;
   private readonly intake = new AbortController();
@@ -210,6 +218,14 @@ export class Daemon {
       this.log.info({ source: name, type: s.type }, 'source started');
     }
     this.runner.start(); // after the sources: some actions are carried out by the source that submitted the job
+    // The web page (src/ui/) comes up last: everything it reads, decides and scores through exists by now.
+    if (uiListener(c)) {
+      this.ui = await startUi(this.uiBackend(), this.admin, this.adminAddress);
+      this.uiUrl = this.ui.url;
+      this.log.info({ ui: this.ui.url, login: c.ui.auth ? 'required' : 'none (loopback only)' }, 'web page listening');
+    } else if (c.ui.enabled) {
+      this.log.info('the web page is off: admin.enabled is false and ui.port is not set');
+    }
     this.retention = new Retention(this.journal, this.journalHealth, this.log.child({ component: 'retention' }), c.journal.retainDays, this.opts.pruneEveryMs);
     this.retention.start();
     this.log.info({ model: this.matcher.manifest.name, provider: this.matcher.provider, sources: this.sources.length }, 'matchd running');
@@ -344,6 +360,36 @@ export class Daemon {
     });
   }
 
+  /**
+   * A person's decision on a job in a review band (the web page): journalled with its actions in one transaction —
+   * the first decision per job wins — then carried out by the outbox like any result.
+   */
+  review(jobId: number, decision: Decision, reviewer: string): DecideResult {
+    const r = this.journalHealth.runOrThrow('record a review decision', () => decideInJournal(this.journal, jobId, (job, actions) => {
+      const rule = this.config.rules[job.rule];
+      if (!rule) throw new MatchdError('MATCHD_REVIEW_INVALID', `job ${jobId}'s rule '${job.rule}' is no longer configured`);
+      return planReview({ rule, bands: rule.bands ?? this.matcher.bands, job, actions, decision, reviewer, at: this.now(), baseDir: this.opts.baseDir });
+    }, this.now()));
+    if (r.ok) {
+      this.log.info({ jobId, band: r.label.band, previous: r.label.previous, decision: r.label.decision, reviewer }, 'review decision recorded');
+      this.runner.kick();
+    }
+    return r;
+  }
+
+  private uiBackend(): UiBackend {
+    return {
+      config: this.config,
+      log: this.log.child({ component: 'ui' }),
+      spoolDir: this.spoolDir('.ui'), // not a valid source name, so no source shares it
+      model: () => ({ name: this.matcher.manifest.name, version: this.matcher.manifest.version, provider: this.matcher.provider }),
+      bands: (rule) => this.config.rules[rule]?.bands ?? this.matcher.bands,
+      read: (what, fn) => this.journalHealth.runOrThrow(what, () => fn(this.journal)),
+      decide: (jobId, decision, reviewer) => this.review(jobId, decision, reviewer),
+      score: (rule, req) => this.score(rule, req),
+    };
+  }
+
   /** Move queued jobs into the batcher while it has room (coalesced to once per tick). */
   private pump(): void {
     if (this.pumpQueued || this.stopping) return;
@@ -457,6 +503,7 @@ export class Daemon {
     this.log.info({ reason }, 'stopping: intake off');
     this.stopping = true;
     this.intake.abort();
+    await this.ui?.close().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'the web page did not close cleanly'));
     clearInterval(this.pumpTimer);
     for (const s of [...this.sources].reverse()) {
       try {

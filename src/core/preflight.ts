@@ -11,6 +11,7 @@ import { readPackage } from './model/package.ts';
 import type { PreflightProblem } from './plugin.ts';
 import { portInUseMessage, probePort } from './port-check.ts';
 import type { PluginRegistry } from './registry.ts';
+import { uiListener } from './ui-config.ts';
 
 function fail(code: ErrorCode, problems: string[]): MatchdError {
   return new MatchdError(code, problems.length === 1 ? problems[0]! : `start-up checks failed:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { problems });
@@ -36,6 +37,12 @@ export async function preflight(config: Config, baseDir: string, registry: Plugi
     const p = await probePort(config.admin.host, config.admin.port);
     if (p === 'in-use') add('MATCHD_PORT_IN_USE', portInUseMessage('admin.port', config.admin.host, config.admin.port));
     else if (p) add('MATCHD_CONFIG_INVALID', `admin.host: cannot listen on ${config.admin.host}:${config.admin.port} (${p}); change admin.host`);
+  }
+  const ui = uiListener(config);
+  if (ui && !ui.shared) {
+    const p = await probePort(ui.host, ui.port);
+    if (p === 'in-use') add('MATCHD_PORT_IN_USE', portInUseMessage('ui.port', ui.host, ui.port));
+    else if (p) add('MATCHD_CONFIG_INVALID', `ui.host: cannot listen on ${ui.host}:${ui.port} (${p}); change ui.host`);
   }
   for (const [i, s] of config.sources.entries()) {
     const plugin = await registry.resolve(s.type, baseDir);
