@@ -1,5 +1,6 @@
-// A journal written by the previous matchd (schema version 1) opens in this one: migrated in place to version 2
-// (origin split off meta, a texts column), its queued jobs and pending actions intact; a newer journal is refused.
+// A journal written by an older matchd opens in this one: version 1 migrated in place (origin split off meta, a
+// texts column), version 2 (issue 16) given the labels table, its trigger and the job filter indexes; queued jobs and
+// pending actions intact; a newer journal is refused.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -91,7 +92,7 @@ describe('journal: schema migration', () => {
     const db = new Database(file);
     db.pragma(`user_version = ${JOURNAL_VERSION + 1}`);
     db.close();
-    assert.throws(() => new Journal(file), (e) => isMatchdError(e, 'MATCHD_JOURNAL') && /schema version 3, newer than this matchd knows \(2\)/.test(e.message));
+    assert.throws(() => new Journal(file), (e) => isMatchdError(e, 'MATCHD_JOURNAL') && new RegExp(`schema version ${JOURNAL_VERSION + 1}, newer than this matchd knows \\(${JOURNAL_VERSION}\\)`).test(e.message));
     const check = new Database(file, { readonly: true });
     assert.equal((check.prepare('PRAGMA table_info(jobs)').all() as { name: string }[]).some((c) => c.name === 'origin'), false);
     check.close();
