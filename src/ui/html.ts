@@ -58,7 +58,7 @@ export function page(p: PageParts): string {
     ? html`<form method="post" action="/logout" class="inline"><input type="hidden" name="_csrf" value="${p.csrf}"><span class="who">${p.user}</span> <button type="submit">Sign out</button></form>`
     : html`<span class="who" title="no login configured: the page listens on loopback only">local</span>`;
   return '<!doctype html>\n' + html`<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="csrf-token" content="${p.csrf}"><title>${p.title} · matchd</title><link rel="stylesheet" href="/assets/ui.css"><script src="/assets/ui.js" defer></script></head>
+<title>${p.title} · matchd</title><link rel="stylesheet" href="/assets/ui.css"><script src="/assets/ui.js" defer></script></head>
 <body data-page="${p.active}"><header><strong class="brand">matchd</strong><nav>${p.user === null ? '' : [
     nav('jobs', '/jobs', 'Jobs'), nav('review', '/review', 'Review', count), nav('try', '/try', 'Try it'),
     html`<span class="exports">Labels: <a href="/labels.csv">CSV</a> · <a href="/labels.jsonl">JSON Lines</a></span>`,

@@ -37,7 +37,8 @@ const HEADERS = {
   'content-security-policy': CSP,
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  // same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on form posts, which the origin check refuses
+  'referrer-policy': 'same-origin',
   'cross-origin-opener-policy': 'same-origin',
   'cross-origin-resource-policy': 'same-origin',
   'permissions-policy': 'camera=(), microphone=(), geolocation=()',
@@ -81,7 +82,7 @@ export async function startUi(b: UiBackend, admin: AdminServer | undefined, admi
         /* refused below */
       }
       if (!(isLoopbackHost(name) || allowedHosts.has(name))) {
-        throw new MatchdError('MATCHD_REQUEST_INVALID', `this page answers to localhost and 127.0.0.1${allowedHosts.size ? ` and ui.allowedHosts` : ''} only, not to '${name || '(no Host header)'}'`, { status: 421 });
+        throw new MatchdError('MATCHD_REQUEST_INVALID', `this page answers to localhost and 127.0.0.1${allowedHosts.size ? ` and ui.allowedHosts` : ''} only, not to ${name || '(no Host header)'}`, { status: 421 });
       }
     }
     const cookie = parseCookies(req.headers.cookie)[COOKIE];
