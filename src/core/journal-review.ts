@@ -51,9 +51,24 @@ function where(f: JobFilter): { sql: string; args: unknown[] } {
   return { sql: parts.length ? parts.join(' AND ') : '1', args };
 }
 
+/**
+ * A time window as the id range it spans (one covering scan of the created_at index), so the page still walks the
+ * primary key newest first instead of sorting the whole window. Exact: created_at is checked as well, and the range
+ * holds every id in the window even where the clock went backwards.
+ */
+function idRange(j: Journal, f: JobFilter): { sql: string; args: unknown[] } | null {
+  if (f.from === undefined && f.to === undefined) return { sql: '', args: [] };
+  const r = j.sql.prepare('SELECT MIN(id) AS lo, MAX(id) AS hi FROM jobs WHERE created_at >= ? AND created_at < ?')
+    .get(f.from ?? Number.MIN_SAFE_INTEGER, f.to ?? Number.MAX_SAFE_INTEGER) as { lo: number | null; hi: number | null };
+  return r.lo === null ? null : { sql: ' AND id BETWEEN ? AND ?', args: [r.lo, r.hi] };
+}
+
 /** One page of jobs, newest first: before `olderThan` (the next page), after `newerThan` (the previous one), or the newest. */
 export function listJobs(j: Journal, f: JobFilter, page: { olderThan?: number; newerThan?: number }, limit: number): JobPage {
-  const w = where(f);
+  const range = idRange(j, f);
+  if (!range) return { jobs: [] };
+  const base = where(f);
+  const w = { sql: base.sql + range.sql, args: [...base.args, ...range.args] };
   let rows: JobRow[];
   if (page.newerThan !== undefined) {
     rows = (j.sql.prepare(`SELECT * FROM jobs WHERE ${w.sql} AND id > ? ORDER BY id ASC LIMIT ?`).all(...w.args, page.newerThan, limit + 1) as JobRow[]);
@@ -88,19 +103,17 @@ export function actionsOfJobs(j: Journal, ids: number[]): Map<number, ActionView
   return out;
 }
 
-/** Distinct rules and sources seen in the journal (for the filter menus; index-only scans). */
-export function filterValues(j: Journal): { rules: string[]; sources: string[]; outcomes: string[] } {
-  const distinct = (col: 'rule' | 'source' | 'outcome') =>
-    (j.sql.prepare(`SELECT DISTINCT ${col} AS v FROM jobs WHERE ${col} IS NOT NULL ORDER BY ${col}`).all() as { v: string }[]).map((r) => r.v);
-  return { rules: distinct('rule'), sources: distinct('source'), outcomes: distinct('outcome') };
-}
-
 /** The review-band pairs (rule, band) the queue holds, as SQL. */
 function queueWhere(bandsByRule: Map<string, string[]>): { sql: string; args: unknown[] } {
   const pairs = [...bandsByRule].filter(([, bands]) => bands.length);
   if (!pairs.length) return { sql: '0', args: [] };
   const sql = pairs.map(([, bands]) => `(rule = ? AND outcome IN (${bands.map(() => '?').join(', ')}))`).join(' OR ');
-  return { sql: `state = 'done' AND (${sql})`, args: pairs.flatMap(([rule, bands]) => [rule, ...bands]) };
+  // outcome first, so that SQLite walks the outcome index (the queue is a small part of the jobs) rather than `state`.
+  const names = [...new Set(pairs.flatMap(([, bands]) => bands))];
+  return {
+    sql: `outcome IN (${names.map(() => '?').join(', ')}) AND state = 'done' AND (${sql})`,
+    args: [...names, ...pairs.flatMap(([rule, bands]) => [rule, ...bands])],
+  };
 }
 
 /** How many jobs wait for a person (an index range per review band). */

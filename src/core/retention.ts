@@ -50,6 +50,8 @@ export class Retention {
       await new Promise((r) => setImmediate(r)); // let intake and scoring in between batches
     }
     if (total) this.log.info({ pruned: total, retainDays: this.days }, 'pruned finished jobs past journal.retainDays');
+    // Hourly, with the pruning: keeps the planner's statistics current as the journal grows (journal.ts).
+    if (this.health.ok && !this.stopped) this.health.run('refresh query statistics', () => this.journal.optimize(), undefined);
     return total;
   }
 

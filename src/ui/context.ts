@@ -52,6 +52,25 @@ export class UiContext {
     this.reviewBands = new Map(Object.keys(b.config.rules).map((r) => [r, reviewBands(b.bands(r))] as const).filter(([, list]) => list.length));
   }
 
+  private counted: { n: number; at: number } | undefined;
+
+  /** The review queue's size for the navigation, at most a second old (a decision made here refreshes it). */
+  reviewCount(): number | undefined {
+    const now = Date.now();
+    if (this.counted && now - this.counted.at < 1000) return this.counted.n;
+    try {
+      this.counted = { n: this.b.read('count the review queue', (j) => reviewCount(j, this.reviewBands)), at: now };
+      return this.counted.n;
+    } catch {
+      return undefined; // the page still renders while the journal is paused; the count is left out
+    }
+  }
+
+  /** Forget the cached count (after a decision). */
+  decided(): void {
+    this.counted = undefined;
+  }
+
   /** The session of a request that passed the guard (routes only run with one). */
   session(req: FastifyRequest): Session {
     if (!req.session) throw new MatchdError('MATCHD_INTERNAL', 'no session on a routed request');
@@ -61,12 +80,7 @@ export class UiContext {
   /** Send a full page: navigation with the review queue's size, the session's CSRF token, a flash message. */
   send(req: FastifyRequest, reply: FastifyReply, p: { title: string; active: PageParts['active']; body: Html; flash?: Flash | undefined; status?: number }): FastifyReply {
     const s = req.session;
-    let count: number | undefined;
-    try {
-      count = s?.user ? this.b.read('count the review queue', (j) => reviewCount(j, this.reviewBands)) : undefined;
-    } catch {
-      count = undefined; // the page still renders while the journal is paused; the count is left out
-    }
+    const count = s?.user ? this.reviewCount() : undefined;
     const body = page({ title: p.title, active: p.active, user: s?.user ?? null, auth: this.auth, csrf: s?.csrf ?? '', reviewCount: count, flash: p.flash, body: p.body });
     return reply.code(p.status ?? 200).type('text/html; charset=utf-8').send(body);
   }

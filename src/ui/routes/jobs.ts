@@ -5,7 +5,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { MatchdError } from '../../core/errors.ts';
-import { actionsOfJobs, filterValues, labelsOfJobs, listJobs, type ActionView, type JobFilter, type OutcomeFilter } from '../../core/journal-review.ts';
+import { sourceName } from '../../core/config.ts';
+import { actionsOfJobs, labelsOfJobs, listJobs, type ActionView, type JobFilter, type OutcomeFilter } from '../../core/journal-review.ts';
 import type { Job } from '../../core/journal.ts';
 import type { Label } from '../../core/review.ts';
 import type { UiContext } from '../context.ts';
@@ -98,17 +99,21 @@ export function registerJobs(app: FastifyInstance, ctx: UiContext): void {
   app.get('/jobs', (req, reply) => {
     const { filter, page, raw } = parseJobQuery(req.query as Record<string, unknown>);
     const limit = ctx.b.config.ui.pageSize;
-    const { result, actions, labels, values } = ctx.b.read('list jobs', (j) => {
+    const { result, actions, labels } = ctx.b.read('list jobs', (j) => {
       const r = listJobs(j, filter, page, limit);
       const ids = r.jobs.map((x) => x.id);
-      return { result: r, actions: actionsOfJobs(j, ids), labels: labelsOfJobs(j, ids), values: filterValues(j) };
+      return { result: r, actions: actionsOfJobs(j, ids), labels: labelsOfJobs(j, ids) };
     });
-    const rules = [...new Set([...Object.keys(ctx.b.config.rules), ...values.rules])].sort();
-    const bands = [...new Set([...Object.keys(ctx.b.config.rules).flatMap((r) => ctx.b.bands(r).list.map((b) => b.name)), ...values.outcomes])].sort();
+    // The menus come from the config (no scan of the journal); a value from an older config still works in the URL.
+    const c = ctx.b.config;
+    const menu = (values: string[], current?: string) => [...new Set([...values, ...(current ? [current] : [])])].sort();
+    const rules = menu(Object.keys(c.rules), raw.rule);
+    const sources = menu(c.sources.map((s, i) => sourceName(s, i)), raw.source);
+    const bands = menu(Object.keys(c.rules).flatMap((r) => ctx.b.bands(r).list.map((b) => b.name)), raw.band);
     const qs = (extra: Record<string, string | number>) => '?' + new URLSearchParams({ ...raw, ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, String(v)])) }).toString();
     const body = html`<h1>Jobs</h1>
 <form method="get" action="/jobs" class="filters">
-${select('rule', 'Rule', rules, raw.rule)} ${select('source', 'Source', values.sources, raw.source)} ${select('band', 'Band', bands, raw.band)}
+${select('rule', 'Rule', rules, raw.rule)} ${select('source', 'Source', sources, raw.source)} ${select('band', 'Band', bands, raw.band)}
 ${select('outcome', 'Outcome', Object.keys(OUTCOMES), raw.outcome, OUTCOMES)}
 <label>From <input type="datetime-local" name="from" value="${raw.from ?? ''}"></label> <label>To <input type="datetime-local" name="to" value="${raw.to ?? ''}"></label>
 <button type="submit">Filter</button> <a href="/jobs">Clear</a></form>

@@ -77,6 +77,7 @@ ${q.next !== undefined ? html`<a href="/review?job=${q.next}" data-key="j" rel="
     const id = optionalId('job', (req.params as { id: string }).id)!;
     const decision = parseChoice((req.body as Record<string, unknown> | undefined)?.choice);
     const r = ctx.b.decide(id, decision, ctx.session(req).user ?? 'local');
+    ctx.decided();
     if (r.ok) return reply.redirect(`/review?job=${id}&decided=${id}`, 303);
     return show(req, reply, id, { kind: 'error', text: `${r.error.code}: ${r.error.message}` }, statusOf(r.error));
   });
