@@ -1,5 +1,6 @@
 /** The `matchd` command: dispatch to subcommands; every failure printed with its code. */
 import { report } from './args.ts';
+import { calibrateCommand, calibrateUsage } from './calibrate.ts';
 import { modelCommand, modelUsage } from './model.ts';
 import { endpointCommand, endpointUsage } from './endpoint.ts';
 import { journalCommand, journalUsage } from './journal.ts';
@@ -15,6 +16,7 @@ ${replayUsage}
 ${modelUsage}
 ${journalUsage}
 ${endpointUsage}
+${calibrateUsage}
 matchd help`;
 
 async function main(argv: string[]): Promise<number> {
@@ -34,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
       return journalCommand(rest);
     case 'endpoint':
       return endpointCommand(rest);
+    case 'calibrate':
+      return calibrateCommand(rest);
     case undefined:
     case 'help':
     case '--help':
