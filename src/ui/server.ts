@@ -47,6 +47,8 @@ const HEADERS = {
 /** Paths served without a session (the login form and what it needs). */
 const PUBLIC = /^\/(login|assets\/[a-z0-9.-]+)$/;
 
+const UI_ROUTES = ['GET /jobs', 'GET /review', 'POST /review/:id', 'GET /try', 'POST /try', 'GET /labels.csv', 'GET /labels.jsonl', 'GET /image/:id', 'GET /login', 'POST /login', 'POST /logout'];
+
 /** Form bodies are small: a decision, a sign-in. */
 const FORM_BYTES = 64 * 1024;
 
@@ -99,11 +101,12 @@ export async function startUi(b: UiBackend, admin: AdminServer | undefined, admi
     throw new MatchdError('MATCHD_UNAUTHORIZED', 'sign in first; nothing was changed');
   });
 
-  // Every state change: same origin and the session's token (multipart forms are checked by their route, token first).
+  // Every state change: same origin and the session's token. The one multipart form (the try page, an upload) is
+  // checked by its route as its fields arrive, token first; anywhere else a multipart body carries no token and fails.
   app.addHook('preHandler', async (req: FastifyRequest) => {
     if (req.method === 'GET' || req.method === 'HEAD') return;
     checkOrigin(req);
-    if (req.isMultipart() && req.headers['x-csrf-token'] === undefined) return;
+    if (req.isMultipart() && req.routeOptions.url === '/try' && req.headers['x-csrf-token'] === undefined) return;
     checkToken(req, csrfOf(req));
   });
 
@@ -114,7 +117,12 @@ export async function startUi(b: UiBackend, admin: AdminServer | undefined, admi
     if (status && status >= 400 && status < 500) return ctx.sendError(req, reply, new MatchdError('MATCHD_REQUEST_INVALID', (err as Error).message, { status }));
     return ctx.sendError(req, reply, err);
   });
-  app.setNotFoundHandler((req, reply) => ctx.sendError(req, reply, new MatchdError('MATCHD_REQUEST_INVALID', `no page at ${req.url.split('?')[0]}`, { status: 404 })));
+  // A browser gets a page; anything else (curl, a monitor probing the admin port) the routes, as the admin server did.
+  const routes = [...(at.shared ? ['GET /metrics', 'GET /healthz'] : []), ...UI_ROUTES];
+  app.setNotFoundHandler((req, reply) => {
+    if (!/text\/html/.test(req.headers.accept ?? '')) return reply.code(404).send({ error: 'not found', routes });
+    return ctx.sendError(req, reply, new MatchdError('MATCHD_REQUEST_INVALID', `no page at ${req.url.split('?')[0]}`, { status: 404 }));
+  });
 
   registerAssets(app);
   registerLogin(app, ctx);

@@ -53,9 +53,11 @@ describe('web page: review queue (Chromium)', () => {
     assert.equal(await page.locator('.review').getAttribute('data-job-id'), String(second), 'the next item shows');
     assert.equal(await position(page), '1 of 1');
 
-    await waitFor(() => fs.existsSync(path.join(ws.sorted, 'adopt', 'r1.png.json')), 'r1.png decided into adopt');
-    assert.deepEqual(listFiles(path.join(ws.sorted, 'review')), ['r2.png', 'r2.png.json']);
-    const side = sidecar(ws, 'adopt/r1.png');
+    // The folder source takes files in any order: the oldest job is r1.png or r2.png.
+    const [decided, waiting] = [first, second].map((id) => path.basename(d.journalForTools.get(id!)!.imagePath));
+    await waitFor(() => fs.existsSync(path.join(ws.sorted, 'adopt', `${decided}.json`)), `${decided} decided into adopt`);
+    assert.deepEqual(listFiles(path.join(ws.sorted, 'review')), [waiting, `${waiting}.json`]);
+    const side = sidecar(ws, `adopt/${decided}`);
     assert.equal(side.outcome, 'adopt');
     assert.equal(side.review.reviewer, 'local');
     assert.equal(side.review.previous, 'review');
@@ -80,7 +82,8 @@ describe('web page: review queue (Chromium)', () => {
     assert.equal(await position(page), '2 of 3');
     await page.keyboard.press('r');
     await page.waitForURL(/decided=/);
-    await waitFor(() => fs.existsSync(path.join(ws.sorted, 'reject', 'q2.png.json')), 'q2.png rejected');
+    const second = path.basename(d.journalForTools.get(ids[1]!)!.imagePath); // the folder source takes files in any order
+    await waitFor(() => fs.existsSync(path.join(ws.sorted, 'reject', `${second}.json`)), `${second} rejected`);
     assert.equal(labelOf(d.journalForTools, ids[1]!)!.band, 'reject');
     assert.deepEqual(jobsIn(d, 'review'), [ids[0], ids[2]]);
     // Typing in a field is not a shortcut.
