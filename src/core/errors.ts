@@ -40,6 +40,10 @@ export const ERROR_CODES = {
   MATCHD_QUEUE_FULL: 'An internal batch queue refused an item because its caller ignored the room it reported (a bug: please report it)',
   MATCHD_PYTHON_MISSING: 'A command that runs a Python tool (matchd model import) found no Python 3 with the modules it needs; the message says what to install',
   MATCHD_IMPORT_FAILED: 'matchd model import failed while writing the package (disk space, I/O, interrupted, exporter crash); nothing half-written is left',
+  MATCHD_USAGE: 'A command was called wrongly: an unknown option, a missing or extra argument (exit code 2; `matchd help COMMAND` shows its usage)',
+  MATCHD_PATH_INVALID: 'A file or folder given on the command line does not exist, is of the wrong kind or cannot be read (the message names the option and the path)',
+  MATCHD_NOTHING_TO_DO: 'A command found nothing to act on — no images in a --dir folder, no job or callback a replay names; the message says what was looked at (exit code 1)',
+  MATCHD_BUILD_MISSING: "matchd's compiled JavaScript (dist/) is missing: run `npm run build` (`npm install` runs it)",
   MATCHD_INTERNAL: 'An internal invariant broke (a bug: please report it)',
 } as const;
 
