@@ -43,7 +43,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     // Every start-up failure is `matchd: CODE: message`; one without a code is unexpected (a bug), never a bare stack.
     throw isMatchdError(err) ? err : new MatchdError('MATCHD_INTERNAL', `start-up failed: ${(err as Error)?.message ?? String(err)}`);
   }
-  notify(`READY=1\nSTATUS=running: ${config.sources.length} source(s), model ${path.basename(config.model.dir)}\nMAINPID=${process.pid}`);
+  const model = (daemon.health().model as { name?: string } | null)?.name ?? path.basename(config.model.dir);
+  notify(`READY=1\nSTATUS=running: ${config.sources.length} source(s), model ${model}\nMAINPID=${process.pid}`);
   const sig = await stopRequested;
   notify(`STOPPING=1\nSTATUS=draining (${sig}): intake stopped, finishing work in flight`);
   try {
