@@ -14,7 +14,7 @@ import { repoRoot } from '../fixtures/packages.ts';
 function runDaemon(notifySocket: string | undefined): { child: ChildProcess; log: () => string; exited: Promise<number | null> } {
   const ws = workspace();
   let out = '';
-  const env = { ...process.env, MATCHD_LOG_LEVEL: 'info' };
+  const env: NodeJS.ProcessEnv = { ...process.env, MATCHD_LOG_LEVEL: 'info' };
   if (notifySocket !== undefined) env.NOTIFY_SOCKET = notifySocket;
   const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'matchd.mjs'), 'run', '--config', ws.configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d) => (out += d));
