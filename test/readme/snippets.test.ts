@@ -33,7 +33,6 @@ const SKIPPED = [
   'downloads GME-Qwen2-VL-2B',
   'downloads CLIP ViT-B/32',
   'downloads SigLIP',
-  'needs models/clip-b32',
   'fetches the CUDA provider',
 ];
 
