@@ -285,7 +285,9 @@ function parse(argv: string[]) {
 export async function main(argv: string[] = process.argv.slice(2)): Promise<GmeBenchResult | null> {
   const { o, json, pkg, child, inputs } = parse(argv);
   if (child) {
-    process.stdout.write(JSON.stringify(await runChild(child, readInputs(inputs!), o)));
+    const text = JSON.stringify(await runChild(child, readInputs(inputs!), o));
+    // Wait until it is flushed: runWhenMain exits right after, and a pipe write still queued would be cut off.
+    await new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
     return null;
   }
   const started = performance.now();
