@@ -7,19 +7,19 @@
  *   - load time (both graphs), peak RSS;
  *   - seconds per image at 256 and at 1280 visual tokens (448×448 and 1120×896 JPEG files: exactly those counts
  *     through the real preprocessing), one image at a time;
- *   - texts per second: a batch of 16 short queries (27–34 prompt tokens), and one query alone.
+ *   - texts per second: a batch of 16 short queries (25–35 prompt tokens), and one query alone.
  * Target: matchd / onnxruntime-node ≤ 1.0× (time) for the images and the query batch. The two engines' embeddings
  * are compared too (cosine), which shows both ran the same graphs on the same inputs.
  *
- *   node --import tsx bench/gme.ts [--json] [--package DIR] [--threads 2] [--rounds 1] [--text-rounds 3]
+ *   node --import tsx bench/gme.ts [--json] [--package DIR] [--threads 2] [--rounds 2] [--text-rounds 3]
  *        [--image-rounds 2] [--large-rounds 1] [--only ours,onnxruntime-node]
  *
  * --package DIR uses a package you have (float32 on CPU; a float16 package runs, slowly); without it
  * bench/models/gme-2b-random is built on first use (~3 min, needs numpy + onnx for /usr/bin/python3).
- * Time: a 1280-token image costs on the order of 100 s on 2 cores, so the defaults run each engine once (one child
- * process each, one after the other): load, 1 + 3 query batches, 3 single queries, 1 + 2 images of 256 tokens and
- * 1 of 1280 tokens; ~12–20 minutes in all on the 2-core machine, depending on what else runs there. --rounds N
- * repeats the pair of children N times (interleaved) for steadier figures.
+ * Time: a 1280-token image costs on the order of 100 s on 2 cores, so each engine's child process does: load, 1 + 3
+ * query batches, 3 single queries, 1 + 2 images of 256 tokens and 1 of 1280 tokens (~4–5 min on the 2-core machine
+ * at a load average of 4). --rounds 2 (the default) runs that pair of children twice, the order swapped in the
+ * second round: ~17 minutes in all there, more when other work competes for the cores; --rounds 1 halves it.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -105,7 +105,16 @@ const sec = (msec: number) => (Number.isFinite(msec) ? (msec / 1000).toFixed(mse
 const spread = (xs: number[], f: (x: number) => string) => (xs.length > 1 ? ` (${f(Math.min(...xs))}–${f(Math.max(...xs))})` : '');
 const loadRange = (xs: number[]) => (xs.length ? `${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)}` : '–');
 
-interface Row { what: string; unit: string; values: Partial<Record<Impl, string>>; ratio: number; load: string; target: boolean }
+interface Row {
+  what: string;
+  unit: string;
+  values: Partial<Record<Impl, string>>;
+  /** matchd / onnxruntime-node of the medians, and of the minimums (the runs least disturbed by other work). */
+  ratio: number;
+  minRatio: number;
+  load: string;
+  target: boolean;
+}
 
 function rowsOf(r: Pick<GmeBenchResult, 'engines' | 'queries'>): Row[] {
   const e = (impl: Impl) => r.engines.find((x) => x.impl === impl);
@@ -116,13 +125,14 @@ function rowsOf(r: Pick<GmeBenchResult, 'engines' | 'queries'>): Row[] {
     what, unit: 's', target,
     values: Object.fromEntries(r.engines.map((m) => [m.impl, `${sec(med(pick(m).ms))}${spread(pick(m).ms, sec)}`])),
     ratio: ratio((m) => med(pick(m).ms)),
+    minRatio: ratio((m) => Math.min(...pick(m).ms)),
     load: loadRange(r.engines.flatMap((m) => pick(m).load)),
   });
   const rows: Row[] = [
     {
       what: 'load: both graphs (+ tokenizer, checks for matchd)', unit: 's', target: false,
       values: Object.fromEntries(r.engines.map((m) => [m.impl, `${sec(med(m.loadMs))}${spread(m.loadMs, sec)}`])),
-      ratio: ratio((m) => med(m.loadMs)), load: '–',
+      ratio: ratio((m) => med(m.loadMs)), minRatio: ratio((m) => Math.min(...m.loadMs)), load: '–',
     },
     timeRow('image, 256 visual tokens (448×448 JPEG), per image', (m) => m.image256, true),
     timeRow('image, 1280 visual tokens (1120×896 JPEG), per image', (m) => m.image1280, true),
@@ -130,18 +140,18 @@ function rowsOf(r: Pick<GmeBenchResult, 'engines' | 'queries'>): Row[] {
     {
       what: `texts per second (${n}-query batches)`, unit: 'texts/s', target: false,
       values: Object.fromEntries(r.engines.map((m) => [m.impl, ((n * 1000) / med(m.texts.ms)).toFixed(2)])),
-      ratio: ratio((m) => med(m.texts.ms)), load: '–',
+      ratio: ratio((m) => med(m.texts.ms)), minRatio: ratio((m) => Math.min(...m.texts.ms)), load: '–',
     },
     timeRow('one query alone', (m) => m.oneText, false),
     {
       what: 'peak RSS of the process (load + every run)', unit: 'MiB', target: false,
       values: Object.fromEntries(r.engines.map((m) => [m.impl, m.peakRssMiB.toFixed(0)])),
-      ratio: ratio((m) => m.peakRssMiB), load: '–',
+      ratio: ratio((m) => m.peakRssMiB), minRatio: NaN, load: '–',
     },
     {
       what: 'RSS after load', unit: 'MiB', target: false,
       values: Object.fromEntries(r.engines.map((m) => [m.impl, m.rssAfterLoadMiB.toFixed(0)])),
-      ratio: ratio((m) => m.rssAfterLoadMiB), load: '–',
+      ratio: ratio((m) => m.rssAfterLoadMiB), minRatio: NaN, load: '–',
     },
   ];
   return rows;
@@ -157,10 +167,10 @@ function targetsOf(rows: Row[]): GmeBenchResult['targets'] {
 
 function render(r: Omit<GmeBenchResult, 'table' | 'markdown'>, argv: string[]): { table: string; markdown: string } {
   const rows = rowsOf(r);
-  const header = ['measure', 'unit', ...r.engines.map((m) => LABEL[m.impl]), 'matchd / onnxruntime-node', 'load avg (1 min) during'];
+  const header = ['measure', 'unit', ...r.engines.map((m) => LABEL[m.impl]), 'matchd / onnxruntime-node', '(of the minimums)', 'load avg (1 min) during'];
+  const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '–');
   const cells = rows.map((row) => [
-    row.what, row.unit, ...r.engines.map((m) => row.values[m.impl] ?? '–'),
-    Number.isFinite(row.ratio) ? `${row.ratio.toFixed(2)}×` : '–', row.load,
+    row.what, row.unit, ...r.engines.map((m) => row.values[m.impl] ?? '–'), x(row.ratio), x(row.minRatio), row.load,
   ]);
   const p = r.package;
   const gb = (b: number) => (b / 1e9).toFixed(2);
@@ -212,17 +222,18 @@ function render(r: Omit<GmeBenchResult, 'table' | 'markdown'>, argv: string[]): 
     '',
     '### Figures',
     '',
-    `Median (min–max) of ${opt.rounds > 1 ? `${opt.rounds} rounds × ` : ''}${opt.imageRounds} runs of the 256-token image, ` +
-      `${opt.largeRounds} of the 1280-token image, ${opt.textRounds} of the ${r.queries.count}-query batch and ${opt.textRounds} of one query per engine; ` +
-      'ratios are matchd / onnxruntime-node (lower is better for matchd). The last column is the 1-minute load average at ' +
-      'the start of those runs (2 cores: above 2 means other work was competing for them).',
+    `Median (min–max) over ${opt.rounds} round${opt.rounds > 1 ? 's' : ''} (one child process per engine per round${opt.rounds > 1 ? ', the order swapped each round' : ''}) of ` +
+      `${opt.imageRounds} runs of the 256-token image, ${opt.largeRounds} of the 1280-token image, ${opt.textRounds} of the ` +
+      `${r.queries.count}-query batch and ${opt.textRounds} of one query per round and engine; ratios are matchd / onnxruntime-node ` +
+      '(lower is better for matchd), of the medians and of the minimums (the runs least disturbed by other work). The last ' +
+      'column is the 1-minute load average at the start of those runs (2 cores: above 2 means other work was competing for them).',
     '',
     markdownTable(header, cells),
     '',
     `- ${parity}${r.parity && r.parity.minCos > 0.9999 ? ': the same graphs on the same inputs' : ''}.`,
     `- Whole scenario: ${(r.wallSeconds / 60).toFixed(1)} min. Load average (1 min) before the first child and after each: ` +
       `${r.load.map((l) => l.toFixed(2)).join(', ')}. The machine is shared with other engineers' work, so absolute figures ` +
-      'carry that noise; the ratios come from the same run, the engines one right after the other.',
+      'carry that noise; the ratios come from the same run, the engines alternating.',
     ...(splits.length ? [`- Where the time goes (onnxruntime-node's runs, medians): ${splits.join('; ')}.`] : []),
     `- Warm-up runs, not in the table (first query batch / first 256-token image of each process): ${warm}. The 1280-token ` +
       'image is timed on its first run in each process, for both engines alike (a warm-up would cost as much as the run).',
@@ -259,7 +270,7 @@ function parse(argv: string[]) {
       json: { type: 'boolean', default: false },
       package: { type: 'string' },
       threads: { type: 'string', default: '2' },
-      rounds: { type: 'string', default: '1' },
+      rounds: { type: 'string', default: '2' },
       'text-rounds': { type: 'string', default: '3' },
       'image-rounds': { type: 'string', default: '2' },
       'large-rounds': { type: 'string', default: '1' },
@@ -300,7 +311,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<GmeB
   const perImpl = new Map<Impl, ChildResult[]>();
   try {
     for (let r = 0; r < o.rounds; r++) {
-      for (const impl of o.only) {
+      // Odd rounds run the engines in the opposite order, so that neither always goes first (page cache, drift).
+      for (const impl of r % 2 ? [...o.only].reverse() : o.only) {
         progress(`gme: round ${r + 1}/${o.rounds}, ${impl}`);
         const args = [...argv.filter((a) => a !== '--json'), '--child', impl, '--inputs', index];
         const res = await runJsonChild<ChildResult>(self, args);
