@@ -30,9 +30,14 @@ export interface ChildOptions {
   largeRounds: number;
 }
 
-/** Milliseconds of each timed run, with the 1-minute load average when it started. */
+/**
+ * Each timed run: wall-clock ms, the process's CPU time in ms (user + system, every thread: what the run cost the
+ * machine, much less sensitive than wall time to other processes competing for the cores), and the 1-minute load
+ * average when it started.
+ */
 export interface Timed {
   ms: number[];
+  cpuMs: number[];
   load: number[];
   /** The baseline's vision / decoder split of each image run (ms), for information. */
   split?: { vision: number; decoder: number }[];
@@ -150,22 +155,26 @@ export async function runChild(impl: Impl, inp: GmeInputs, o: ChildOptions): Pro
   say(`loaded in ${(loadMs / 1000).toFixed(1)} s, RSS ${rssAfterLoadMiB.toFixed(0)} MiB`);
   const all = inp.queries.map((_, i) => i);
   const image = (label: string) => inp.images.find((i) => i.label === label)!;
-  const timeOne = async <T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> => {
+  const timeOne = async <T>(fn: () => Promise<T>): Promise<{ ms: number; cpuMs: number; value: T }> => {
+    const c = process.cpuUsage();
     const t = performance.now();
     const value = await fn();
-    return { ms: performance.now() - t, value };
+    const ms = performance.now() - t;
+    const d = process.cpuUsage(c);
+    return { ms, cpuMs: (d.user + d.system) / 1000, value };
   };
   const repeat = async <T>(n: number, what: string, fn: () => Promise<T>, split?: (v: T) => { vision: number; decoder: number } | undefined) => {
-    const timed: Timed = { ms: [], load: [] };
+    const timed: Timed = { ms: [], cpuMs: [], load: [] };
     let last: T | undefined;
     for (let i = 0; i < n; i++) {
       timed.load.push(os.loadavg()[0]!);
       const r = await timeOne(fn);
       timed.ms.push(r.ms);
+      timed.cpuMs.push(r.cpuMs);
       const s = split?.(r.value);
       if (s) (timed.split ??= []).push(s);
       last = r.value;
-      say(`${what} ${i + 1}/${n}: ${(r.ms / 1000).toFixed(2)} s (load ${timed.load.at(-1)!.toFixed(2)})`);
+      say(`${what} ${i + 1}/${n}: ${(r.ms / 1000).toFixed(2)} s, CPU ${(r.cpuMs / 1000).toFixed(2)} s (load ${timed.load.at(-1)!.toFixed(2)})`);
     }
     return { timed, last };
   };
