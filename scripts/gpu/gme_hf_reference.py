@@ -57,7 +57,7 @@ def load_standin(checkpoint, dtype):
     class TextModel:
         embed_tokens = torch.nn.Embedding.from_pretrained(w['model.embed_tokens.weight'])
 
-        def __call__(self, inputs_embeds, attention_mask, position_ids=None, use_cache=False, return_dict=True):
+        def __call__(self, inputs_embeds, attention_mask, position_ids=None, use_cache=False):
             if position_ids is not None:
                 raise ValueError('the GME way calls the text model with position_ids=None')
             hidden = reference.decoder(w, text, attention_mask, attention_mask, inputs_embeds)
@@ -81,17 +81,21 @@ def parts(model):
     return visual, lm, image_token_id
 
 
-def vision_embeds(visual, pixel_values, grid_thw):
-    """The merged visual tokens [sum(t*h*w)/4, hidden]; transformers 5 returns them as `pooler_output`."""
+def vision_embeds(visual, pixel_values, grid_thw, rows):
+    """The merged visual tokens [rows, hidden]: transformers <= 4.5x returns the tensor, transformers 5 an output whose
+    `pooler_output` holds them (its `last_hidden_state` is the tower before the merger, 4x as many rows)."""
     try:
         out = visual(pixel_values, grid_thw=grid_thw, return_dict=True)
     except TypeError:
         out = visual(pixel_values, grid_thw=grid_thw)
-    if hasattr(out, 'pooler_output') and out.pooler_output is not None:
+    if getattr(out, 'pooler_output', None) is not None:
         out = out.pooler_output
-    if isinstance(out, (list, tuple)):
-        raise SystemExit(f'gme_hf_reference: the vision tower returned a {type(out).__name__}; expected a tensor or '
-                         'an output with pooler_output (a transformers version this script does not know)')
+    if isinstance(out, (list, tuple)):  # a tuple output: the merged tokens are the entry with `rows` rows
+        found = [t for t in out if hasattr(t, 'shape') and t.ndim == 2 and t.shape[0] == rows]
+        if len(found) != 1:
+            raise SystemExit(f'gme_hf_reference: the vision tower returned a {type(out).__name__} without one '
+                             f'[{rows}, hidden] tensor (a transformers version this script does not know)')
+        out = found[0]
     return out
 
 
@@ -106,16 +110,16 @@ def embed(model, inputs, device, dtype):
     if 'pixel_values' in inputs and len(inputs['pixel_values']):
         pv = torch.from_numpy(inputs['pixel_values']).to(device=device, dtype=dtype)
         grid = torch.from_numpy(inputs['image_grid_thw']).long().to(device)
-        image_embeds = vision_embeds(visual, pv, grid)
-        where = ids == image_token_id
         expected = int((grid[:, 0] * grid[:, 1] * grid[:, 2]).sum()) // 4
+        image_embeds = vision_embeds(visual, pv, grid, expected)
+        where = ids == image_token_id
         if image_embeds.shape[0] != expected or int(where.sum()) != expected:
             raise SystemExit(f'gme_hf_reference: {image_embeds.shape[0]} visual tokens from the tower, '
                              f'{int(where.sum())} image pads in the ids, {expected} expected from the grids')
         embeds = embeds.clone()
         embeds[where] = image_embeds.to(embeds.dtype)
-    out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=None, use_cache=False, return_dict=True)
-    hidden = out.last_hidden_state  # after the final RMSNorm
+    out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=None, use_cache=False)
+    hidden = out.last_hidden_state if hasattr(out, 'last_hidden_state') else out[0]  # after the final RMSNorm
     last = mask.sum(dim=1) - 1
     pooled = hidden[torch.arange(hidden.shape[0], device=device), last]
     return F.normalize(pooled.float(), p=2, dim=-1)
