@@ -167,7 +167,8 @@ function rowsOf(r: Pick<GmeBenchResult, 'engines' | 'queries'>): Row[] {
 }
 
 function targetsOf(rows: Row[]): GmeBenchResult['targets'] {
-  return rows.filter((row) => row.target).map((row) => {
+  // A measure this run skipped (--large-rounds 0) is no target: its row says '–'.
+  return rows.filter((row) => row.target && Number.isFinite(row.ratio)).map((row) => {
     const met = Number.isFinite(row.cpuRatio) && row.cpuRatio <= 1.0;
     const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : 'not measured');
     return {
@@ -178,7 +179,7 @@ function targetsOf(rows: Row[]): GmeBenchResult['targets'] {
   });
 }
 
-export function render(r: Omit<GmeBenchResult, 'table' | 'markdown'>, argv: string[]): { table: string; markdown: string } {
+function render(r: Omit<GmeBenchResult, 'table' | 'markdown'>, argv: string[]): { table: string; markdown: string } {
   const rows = rowsOf(r);
   const header = [
     'measure', 'unit', ...r.engines.map((m) => `${LABEL[m.impl]}: wall`), ...r.engines.map((m) => `${LABEL[m.impl]}: CPU`),
@@ -199,7 +200,7 @@ export function render(r: Omit<GmeBenchResult, 'table' | 'markdown'>, argv: stri
     t?.split?.length ? `${what}: vision ${sec(med(t.split.map((s) => s.vision)))} s + decoder ${sec(med(t.split.map((s) => s.decoder)))} s` : null;
   const splits = [splitLine(base?.image256, '256 tokens'), splitLine(base?.image1280, '1280 tokens')].filter(Boolean);
   const parity = r.parity
-    ? `embeddings, matchd vs onnxruntime-node: min cosine ${r.parity.minCos.toFixed(7)} over ${r.parity.items} items (${r.queries.count} queries, ${r.parity.items - r.queries.count} images)`
+    ? `embeddings, matchd vs onnxruntime-node: min cosine ${r.parity.minCos.toFixed(7)} over ${r.parity.items} items (${r.queries.count} queries, ${r.parity.items - r.queries.count} image${r.parity.items - r.queries.count === 1 ? '' : 's'})`
     : 'embeddings not compared (one engine only)';
   const warm = r.engines.map((m) => `${LABEL[m.impl]} ${sec(med(m.warmup.textsMs))} s / ${sec(med(m.warmup.image256Ms))} s`).join(', ');
   const table = [
@@ -318,6 +319,13 @@ function parse(argv: string[]) {
   return { o, json: values.json, pkg: values.package, child: values.child as Impl | undefined, inputs: values.inputs };
 }
 
+/** Targets and rendering from the measured figures (also used to re-render a saved --json result). */
+export function finish(partial: Omit<GmeBenchResult, 'table' | 'markdown'>, argv: string[]): GmeBenchResult {
+  const targets = targetsOf(rowsOf(partial));
+  const done = { ...partial, targets, allTargetsMet: targets.length > 0 && targets.every((t) => t.met) };
+  return { ...done, ...render(done, argv) };
+}
+
 export async function main(argv: string[] = process.argv.slice(2)): Promise<GmeBenchResult | null> {
   const { o, json, pkg, child, inputs } = parse(argv);
   if (child) {
@@ -357,9 +365,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<GmeB
     engines, parity: parityOf(engines.find((m) => m.impl === 'ours'), engines.find((m) => m.impl === 'onnxruntime-node')),
     load, wallSeconds: (performance.now() - started) / 1000, targets: [] as GmeBenchResult['targets'], allTargetsMet: false,
   };
-  partial.targets = targetsOf(rowsOf(partial));
-  partial.allTargetsMet = partial.targets.length > 0 && partial.targets.every((t) => t.met);
-  const result: GmeBenchResult = { ...partial, ...render(partial, argv) };
+  const result = finish(partial, argv);
   emitResult(result, json);
   return result;
 }
