@@ -31,6 +31,7 @@ const SKIPPED = [
   'needs root and a running systemd',
   'installs into another project',
   'downloads GME-Qwen2-VL-2B',
+  'needs models/gme-2b',
   'downloads CLIP ViT-B/32',
   'downloads SigLIP',
   'fetches the CUDA provider',
