@@ -211,10 +211,12 @@ describe('webhook: callbacks', () => {
     clock.advance(6_000);
     second.daemon.kickActions();
     await waitFor(() => rx.received.length === 1 && callbackOf(second.daemon, jobId).state === 'done', 'delivery after the restart');
+    // The callback is followed by the spool file's discard (the job's next action): the outbox empties after both.
+    await waitFor(() => second.daemon.journalForTools.counts().outboxPending === 0, 'the job\'s remaining actions');
     const m = rx.received[0]!;
     const body = new Webhook(CALLBACK_SECRET).verify(m.body, m.headers as Record<string, string>) as any;
     assert.equal(body.data.jobId, jobId);
-    assert.equal(second.daemon.journalForTools.counts().outboxPending, 0);
+    assert.deepEqual(second.daemon.journalForTools.actionsOf(Number(jobId)).map((a) => [a.kind, a.state]), [['callback', 'done'], ['discard', 'done']]);
   });
 
   test('a callback already due when the daemon starts is delivered (not dead-lettered for want of a handler)', async () => {
