@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { V3_SCHEMA, migrate } from './journal-migrate.ts';
 import { MATCHD_APPLICATION_ID, inspectJournalFile, openError, verifyJournal } from './journal-file.ts';
+import type { JournalBackend } from './journal-api.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
 
@@ -122,6 +123,7 @@ export function toJob(r: JobRow): Job {
 }
 
 export class Journal {
+  readonly backend: JournalBackend = 'sqlite';
   private readonly db: Database.Database;
   /** Identifies this process's leases; leases of any other owner are dead after start-up (one daemon per journal). */
   readonly owner = `${process.pid}-${Date.now().toString(36)}`;
