@@ -95,10 +95,19 @@ export const ConfigSchema = z.strictObject({
   }).prefault({}),
   journal: z.strictObject({
     path: z.string().min(1).default('var/matchd.db'),
+    url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'expected a postgres://user@host:port/database URL')
+      .optional().describe('a PostgreSQL journal shared by several matchd nodes (then `path` is not used)'),
+    node: z.string().regex(/^[A-Za-z0-9_.-]{1,63}$/, 'letters, digits, _ . and -, at most 63').optional()
+      .describe("this node's name on a PostgreSQL journal, unique among running nodes (default: the host name)"),
+    nodeTimeoutMs: positiveInt.min(2_000).default(10_000).describe('a node silent this long is dead: its leases and claims go to other nodes'),
+    spoolDir: z.string().min(1).optional()
+      .describe("uploads and downloads waiting to be scored (default: spool/ beside journal.path); with several nodes, storage every node mounts at the same path"),
     leaseMs: positiveInt.default(120_000),
     maxAttempts: positiveInt.default(3).describe('a job whose scoring crashed this often is failed'),
     retainDays: positiveInt.default(30),
   }).prefault({}),
+  /** all: sources, model and actions in this process; intake: sources only; worker: model, batches and actions. */
+  role: z.enum(['all', 'intake', 'worker']).default('all'),
   admin: z.strictObject({
     enabled: z.boolean().default(true),
     host: z.string().default('127.0.0.1'),
@@ -172,6 +181,12 @@ function endpointProblems(c: { rules?: unknown; callbacks?: { endpoints?: unknow
 }
 
 export type Config = z.output<typeof ConfigSchema>;
+export type Role = Config['role'];
+
+/** intake and worker nodes share their work through a PostgreSQL journal; an SQLite file has one daemon. */
+export function roleProblems(role: Role, url: string | undefined): string[] {
+  return role !== 'all' && !url ? [`role: '${role}' shares the work with other nodes through a PostgreSQL journal; set journal.url (an SQLite journal has one daemon, role all)`] : [];
+}
 
 /**
  * Replace ${VAR} (and ${VAR:-default}) in every string; unset variables are listed as problems. The paths of the
@@ -223,7 +238,7 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
     problems.push(...parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`));
   }
   problems.push(...crossCheck(interpolated));
-  if (parsed.success) problems.push(...uiProblems(parsed.data));
+  if (parsed.success) problems.push(...uiProblems(parsed.data), ...roleProblems(parsed.data.role, parsed.data.journal.url));
   if (problems.length || !parsed.success) throw configError(file, problems);
   const config = deepFreeze(parsed.data);
   envFilled.set(config, filled);

@@ -2,23 +2,29 @@
  * The daemon: sources submit jobs → journal (queued) → dynamic batcher → matcher → rule → outcome →
  * journal (done + outbox, one transaction) → action runner. SIGTERM drains: intake stops, in-flight batches
  * finish (or stay journalled for the next start), due actions run, everything closes.
+ * Roles (with a PostgreSQL journal several nodes share): `all` runs everything; `intake` runs the sources and
+ * journals jobs (no model); `worker` runs the model, the batches and the actions — its sources are created, never
+ * started, so that actions a source carries out (a webhook's callback, an S3 tag) run on workers too.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ActionRunner, type ActionHandler } from './actions/runner.ts';
 import { fileActions } from './actions/file-actions.ts';
 import { outputDirs, sweepStaleTemps } from './actions/temp-files.ts';
 import { AdminServer, type Health } from './admin.ts';
 import { endpointCallbacks, isEndpointCallback } from './callbacks/endpoints.ts';
-import { CORE_ACTIONS, parseSourceOptions, sourceName, type Config, type Rule } from './config.ts';
+import { CORE_ACTIONS, parseSourceOptions, sourceName, type Config, type Role, type Rule } from './config.ts';
 import { MatchdError, isMatchdError, type ErrorCode } from './errors.ts';
 import { admit, ruleTexts } from './intake.ts';
 import { checkItem } from './item.ts';
 import { JournalHealth } from './journal-health.ts';
+import type { JournalApi } from './journal-api.ts';
+import { nodeName, openJournal, type OpenedJournal } from './journal-open.ts';
 import { preflight } from './preflight.ts';
 import { Retention } from './retention.ts';
 import { JobTexts } from './texts.ts';
-import { Journal, type Job } from './journal.ts';
+import type { Job, Journal } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Matcher, type ImageEmbedding, type TextEmbedding } from './matcher.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -45,6 +51,10 @@ export interface DaemonOptions {
   now?: () => number;
   /** How often finished jobs past journal.retainDays are pruned (default hourly; tests pass less). */
   pruneEveryMs?: number;
+  /** Overrides the config's `role` (`matchd run --role`). */
+  role?: Role;
+  /** Overrides journal.node (`matchd run --node`). */
+  node?: string;
 }
 
 interface SourceEntry {
@@ -52,6 +62,8 @@ interface SourceEntry {
   type: string;
   instance: SourceInstance;
   health: { state: HealthState; detail?: string };
+  /** Intake running (a worker creates its sources for their actions only). */
+  started?: boolean;
 }
 
 /** Validate every source's options with its plugin's schema; all problems listed (MATCHD_CONFIG_INVALID). */
@@ -89,8 +101,13 @@ export async function checkSources(config: Config, registry: PluginRegistry, bas
 export class Daemon {
   readonly metrics: Metrics = createMetrics();
   readonly log: Logger;
-  private journal!: Journal;
+  private journal!: JournalApi;
+  private opened: OpenedJournal | undefined;
   private journalHealth!: JournalHealth;
+  /** What this node runs (see the file's head). */
+  readonly role: Role;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private waitTimer: NodeJS.Timeout | undefined;
   private retention: Retention | undefined;
   private matcher!: Matcher;
   private runner!: ActionRunner;
@@ -105,6 +122,7 @@ export class Daemon {
   private readonly now: () => number;
   private pumpTimer: NodeJS.Timeout | undefined;
   private pumpQueued = false;
+  private depthAt = 0;
   private stopping = false;
   private stopped: Promise<void> | undefined;
   adminAddress: { host: string; port: number } | undefined;
@@ -112,6 +130,17 @@ export class Daemon {
   private constructor(readonly config: Config, private readonly opts: DaemonOptions) {
     this.log = opts.logger ?? createLogger({ level: config.log.level });
     this.now = opts.now ?? Date.now;
+    this.role = opts.role ?? config.role;
+  }
+
+  /** Runs the model, the batches and the actions (roles all and worker). */
+  private get works(): boolean {
+    return this.role !== 'intake';
+  }
+
+  /** Runs the sources (roles all and intake). */
+  private get takesIn(): boolean {
+    return this.role !== 'worker';
   }
 
   /** Start everything in order; on any failure, what was started is stopped again and the error rethrown. */
@@ -133,7 +162,88 @@ export class Daemon {
   private async boot(): Promise<void> {
     const c = this.config;
     await checkSources(c, this.opts.registry, this.opts.baseDir);
-    await preflight(c, this.opts.baseDir, this.opts.registry); // everything checked before anything is created
+    await preflight(c, this.opts.baseDir, this.opts.registry, this.role); // everything checked before anything is created
+    if (this.works) await this.openModel();
+    // The journal is created only once the model loaded and the texts embedded (nothing is created for a start that fails).
+    this.opened = openJournal(c, {
+      baseDir: this.opts.baseDir, role: this.role, ...(this.opts.node ? { node: this.opts.node } : {}), now: this.now,
+      // Another node queued jobs: lease them now rather than at the next tick.
+      ...(this.works ? { onQueued: () => this.pump() } : {}),
+      onReconnected: () => this.log.info('the journal\'s database answers again'),
+    });
+    this.journal = this.opened.journal;
+    this.journalHealth = new JournalHealth({
+      log: this.log.child({ component: 'journal' }),
+      ...(this.opened.file ? { file: this.opened.file } : {}),
+      probe: () => this.journal.probeWrite(),
+      onRecovered: () => {
+        this.pump();
+        this.runner?.kick();
+      },
+    });
+    const pg = this.opened.pg;
+    this.metrics.nodeInfo.set({ role: this.role, node: pg ? nodeName(c, this.opts.node) : '', backend: this.journal.backend }, 1);
+    if (pg) {
+      this.log.info({ journal: pg.where, node: nodeName(c, this.opts.node), role: this.role }, 'joined the shared journal');
+      // Liveness: a node silent for journal.nodeTimeoutMs is dead, and its leases and claims go to the others.
+      this.heartbeatTimer = setInterval(() => {
+        if (!this.journalHealth.ok) return;
+        if (this.journalHealth.run('heartbeat', () => pg.heartbeat(), true) === false) {
+          this.log.error({ node: nodeName(c, this.opts.node) }, 'another process took over this node name on the shared journal');
+        }
+      }, 1000);
+      this.heartbeatTimer.unref();
+    }
+    if (this.works) this.startWork();
+
+    if (c.admin.enabled) {
+      this.admin = new AdminServer(this.metrics, () => this.health());
+      const addr = await this.admin.listen(c.admin.host, c.admin.port);
+      this.adminAddress = { host: addr.address, port: addr.port };
+      this.log.info({ admin: `http://${addr.address}:${addr.port}` }, 'admin endpoint listening');
+    }
+
+    for (const [i, s] of c.sources.entries()) {
+      const name = sourceName(s, i);
+      const plugin = await this.opts.registry.resolve(s.type, this.opts.baseDir);
+      const parsed = parseSourceOptions(plugin.configSchema, c, i);
+      if (!parsed.success) throw new MatchdError('MATCHD_CONFIG_INVALID', `sources.${i}.options: ${parsed.error.issues.map((x) => x.message).join('; ')}`);
+      const options = parsed.data;
+      const entry: SourceEntry = { name, type: s.type, instance: undefined as never, health: { state: 'ok' } };
+      try {
+        entry.instance = await plugin.create(this.context(name, s.rule, entry), options);
+        this.sources.push(entry);
+        // A worker creates its sources for the actions they carry out, and never starts their intake.
+        if (this.takesIn) {
+          entry.started = true;
+          await entry.instance.start();
+        }
+      } catch (err) {
+        throw new MatchdError('MATCHD_PLUGIN', `source '${name}' (${s.type}) failed to start: ${(err as Error).message}`);
+      }
+      if (this.takesIn) this.log.info({ source: name, type: s.type }, 'source started');
+    }
+    this.runner?.start(); // after the sources: some actions are carried out by the source that submitted the job
+    // The web page (src/ui/) comes up last: everything it reads, decides and scores through exists by now.
+    if (this.works && uiListener(c)) {
+      this.ui = await startUi(this.uiBackend(), this.admin, this.adminAddress);
+      this.uiUrl = this.ui.url;
+      this.log.info({ ui: this.ui.url, login: c.ui.auth ? 'required' : 'none (loopback only)' }, 'web page listening');
+    } else if (c.ui.enabled && this.works) {
+      this.log.info('the web page is off: admin.enabled is false and ui.port is not set');
+    }
+    if (this.works) {
+      this.retention = new Retention(this.journal, this.journalHealth, this.log.child({ component: 'retention' }), c.journal.retainDays, this.opts.pruneEveryMs);
+      this.retention.start();
+    }
+    this.log.info({
+      role: this.role, ...(this.matcher ? { model: this.matcher.manifest.name, provider: this.matcher.provider } : {}), sources: this.sources.length,
+    }, 'matchd running');
+  }
+
+  /** The model, the rules' texts, and the temp files a killed process left in the output folders. */
+  private async openModel(): Promise<void> {
+    const c = this.config;
     // The pipeline decodes jobs as they are leased (decodeConcurrency at once, decodeAhead at most), so the next
     // batch is ready while the current one infers.
     this.matcher = await Matcher.open(this.resolve(c.model.dir), {
@@ -156,17 +266,11 @@ export class Daemon {
       const removed = await sweepStaleTemps(dir);
       if (removed.length) this.log.info({ dir, removed: removed.length }, 'removed stale temp files');
     }
-    // The journal is created only once the model loaded and the texts embedded (nothing is created for a start that fails).
-    this.journal = new Journal(this.resolve(c.journal.path), this.now);
-    this.journalHealth = new JournalHealth({
-      log: this.log.child({ component: 'journal' }),
-      file: this.resolve(c.journal.path),
-      probe: () => this.journal.probeWrite(),
-      onRecovered: () => {
-        this.pump();
-        this.runner.kick();
-      },
-    });
+  }
+
+  /** The action runner, leases left by dead processes, and the tick that leases queued jobs. */
+  private startWork(): void {
+    const c = this.config;
     const callbackState = {
       get: <T>(key: string) => this.journalHealth.run('read callback state', () => this.journal.pluginGet(CALLBACK_STATE, key) as T | undefined, undefined),
       set: (key: string, value: unknown) => this.journalHealth.run('write callback state', () => this.journal.pluginSet(CALLBACK_STATE, key, value), undefined),
@@ -178,19 +282,12 @@ export class Daemon {
       (a, job) => (a.kind === 'callback' && !isEndpointCallback(a.payload) ? undefined : core[a.kind]) ?? this.sourceAction(a.kind, job?.source),
       this.log.child({ component: 'actions' }),
       this.metrics,
-      { now: this.now, guard: this.journalHealth },
+      { now: this.now, guard: this.journalHealth, shared: this.journal.backend !== 'sqlite' },
     );
 
     const { requeued, abandoned } = this.journalHealth.run('recover leases', () => this.journal.recover(c.journal.maxAttempts, true), { requeued: 0, abandoned: [] });
     if (requeued) this.log.info({ requeued }, 're-queued jobs left running by a previous process');
     for (const job of abandoned) this.fail(job, new MatchdError('MATCHD_INTERNAL', `scoring this image was interrupted ${job.attempts} times; giving up`));
-
-    if (c.admin.enabled) {
-      this.admin = new AdminServer(this.metrics, () => this.health());
-      const addr = await this.admin.listen(c.admin.host, c.admin.port);
-      this.adminAddress = { host: addr.address, port: addr.port };
-      this.log.info({ admin: `http://${addr.address}:${addr.port}` }, 'admin endpoint listening');
-    }
 
     this.pumpTimer = setInterval(() => {
       if (!this.journalHealth.ok) return;
@@ -200,35 +297,6 @@ export class Daemon {
       this.pump();
     }, 1000);
     this.pump();
-
-    for (const [i, s] of c.sources.entries()) {
-      const name = sourceName(s, i);
-      const plugin = await this.opts.registry.resolve(s.type, this.opts.baseDir);
-      const parsed = parseSourceOptions(plugin.configSchema, c, i);
-      if (!parsed.success) throw new MatchdError('MATCHD_CONFIG_INVALID', `sources.${i}.options: ${parsed.error.issues.map((x) => x.message).join('; ')}`);
-      const options = parsed.data;
-      const entry: SourceEntry = { name, type: s.type, instance: undefined as never, health: { state: 'ok' } };
-      try {
-        entry.instance = await plugin.create(this.context(name, s.rule, entry), options);
-        this.sources.push(entry);
-        await entry.instance.start();
-      } catch (err) {
-        throw new MatchdError('MATCHD_PLUGIN', `source '${name}' (${s.type}) failed to start: ${(err as Error).message}`);
-      }
-      this.log.info({ source: name, type: s.type }, 'source started');
-    }
-    this.runner.start(); // after the sources: some actions are carried out by the source that submitted the job
-    // The web page (src/ui/) comes up last: everything it reads, decides and scores through exists by now.
-    if (uiListener(c)) {
-      this.ui = await startUi(this.uiBackend(), this.admin, this.adminAddress);
-      this.uiUrl = this.ui.url;
-      this.log.info({ ui: this.ui.url, login: c.ui.auth ? 'required' : 'none (loopback only)' }, 'web page listening');
-    } else if (c.ui.enabled) {
-      this.log.info('the web page is off: admin.enabled is false and ui.port is not set');
-    }
-    this.retention = new Retention(this.journal, this.journalHealth, this.log.child({ component: 'retention' }), c.journal.retainDays, this.opts.pruneEveryMs);
-    this.retention.start();
-    this.log.info({ model: this.matcher.manifest.name, provider: this.matcher.provider, sources: this.sources.length }, 'matchd running');
   }
 
   private context(name: string, defaultRule: string, entry: SourceEntry): PluginContext {
@@ -262,8 +330,14 @@ export class Daemon {
     };
   }
 
+  /**
+   * Where a source spools uploads and downloads. With a shared journal it is per node (two intake nodes of one
+   * source never write the same name) under journal.spoolDir, which workers must see at the same path.
+   */
   private spoolDir(source: string): string {
-    const dir = path.join(path.dirname(this.resolve(this.config.journal.path)), 'spool', source);
+    const j = this.config.journal;
+    const root = j.spoolDir ? this.resolve(j.spoolDir) : path.join(path.dirname(this.resolve(j.path)), 'spool');
+    const dir = this.opened?.pg ? path.join(root, nodeName(this.config, this.opts.node), source) : path.join(root, source);
     fs.mkdirSync(dir, { recursive: true });
     return dir;
   }
@@ -304,7 +378,32 @@ export class Daemon {
       }, timeoutMs);
       waiters.push(done);
       this.jobWaiters.set(id, waiters);
+      this.watchWaiters();
     });
+  }
+
+  /**
+   * On a shared journal another node may finish the job: while anyone waits, look every 200 ms for waited jobs that
+   * are done (one indexed read each; the waits are few: webhook callers asking for the result inline).
+   */
+  private watchWaiters(): void {
+    if (!this.opened?.pg || this.waitTimer) return;
+    this.waitTimer = setInterval(() => {
+      if (!this.jobWaiters.size) {
+        clearInterval(this.waitTimer);
+        this.waitTimer = undefined;
+        return;
+      }
+      if (!this.journalHealth.ok) return;
+      for (const id of [...this.jobWaiters.keys()]) {
+        const job = this.journalHealth.run('read a waited job', () => this.journal.get(Number(id)), undefined);
+        if (job?.state !== 'done' && job?.state !== 'failed') continue;
+        const waiters = this.jobWaiters.get(id) ?? [];
+        this.jobWaiters.delete(id);
+        waiters.forEach((w) => w());
+      }
+    }, 200);
+    this.waitTimer.unref();
   }
 
   /** A plugin action is carried out by the source that submitted the job. */
@@ -347,13 +446,16 @@ export class Daemon {
     if (!entry) return paused();
     const { jobId, duplicate } = entry;
     this.metrics.submits.inc({ source, result: duplicate ? 'duplicate' : 'accepted' });
-    if (!duplicate) this.pump();
+    if (!duplicate && this.works) this.pump();
     return { accepted: true, jobId: String(jobId), duplicate };
   }
 
   /** Score one image now, not journalled and without actions (POST /v1/score): the same pipeline as jobs. */
   score(defaultRule: string, req: ScoreRequest): Promise<ScoreResult> {
     if (this.stopping) return Promise.resolve({ ok: false, reason: 'stopping', message: 'matchd is shutting down' });
+    if (!this.works) {
+      return Promise.resolve({ ok: false, reason: 'stopping', message: `this node runs with role ${this.role} and loads no model: scoring now is answered by worker and all nodes` });
+    }
     return this.texts.scoreNow(req.rule ?? defaultRule, req, this.journal.queuedCount()).then((r) => {
       if (!r.ok && r.reason === 'backpressure') this.metrics.submits.inc({ source: 'score', result: 'backpressure' });
       return r;
@@ -392,7 +494,7 @@ export class Daemon {
 
   /** Move queued jobs into the batcher while it has room (coalesced to once per tick). */
   private pump(): void {
-    if (this.pumpQueued || this.stopping) return;
+    if (this.pumpQueued || this.stopping || !this.works) return;
     this.pumpQueued = true;
     setImmediate(() => {
       this.pumpQueued = false;
@@ -406,6 +508,10 @@ export class Daemon {
           this.fail(job, new MatchdError(job.extra.failed.code as ErrorCode, job.extra.failed.message));
           continue;
         }
+        if (this.opened?.pg && !fs.existsSync(job.imagePath)) {
+          this.fail(job, new MatchdError('MATCHD_IMAGE_UNREACHABLE', `node ${nodeName(this.config, this.opts.node)} (${os.hostname()}) cannot see ${job.imagePath}, journalled by source '${job.source}': on several machines, watched folders and journal.spoolDir must be on storage every worker mounts at the same path`));
+          continue;
+        }
         // The job's own texts are embedded alongside its image (batched with every other caller's, cached).
         Promise.all([
           this.matcher.pipeline.embedImage(job.imagePath),
@@ -415,7 +521,11 @@ export class Daemon {
           (err: unknown) => this.finish(job, asError(err), []),
         );
       }
-      this.metrics.queueDepth.set(this.journalHealth.run('count queued jobs', () => this.journal.queuedCount(), 0));
+      // On a shared journal the count is a round trip: once a second is enough for a gauge.
+      if (!this.opened?.pg || now - this.depthAt >= 1000) {
+        this.depthAt = now;
+        this.metrics.queueDepth.set(this.journalHealth.run('count queued jobs', () => this.journal.queuedCount(), 0));
+      }
     });
   }
 
@@ -471,8 +581,14 @@ export class Daemon {
     this.runner?.kick();
   }
 
-  /** The journal, for tools and tests that inspect state (read-mostly). */
+  /** The SQLite journal, for tools and tests that inspect state (read-mostly); `journalApi` on any backend. */
   get journalForTools(): Journal {
+    if (this.journal.backend !== 'sqlite') throw new MatchdError('MATCHD_INTERNAL', 'journalForTools is the SQLite journal; use journalApi');
+    return this.journal as Journal;
+  }
+
+  /** The journal, whichever its backend. */
+  get journalApi(): JournalApi {
     return this.journal;
   }
 
@@ -483,10 +599,15 @@ export class Daemon {
     const sources = Object.fromEntries(this.sources.map((s) => [s.name, s.health]));
     const anyDegraded = this.sources.some((s) => s.health.state !== 'ok');
     const status = !journalOk || this.stopping ? 'down' : anyDegraded ? 'degraded' : 'ok';
+    const pg = this.opened?.pg;
+    // On a shared journal: every node with its role, liveness and the leases and claims it holds, from the database.
+    const nodes = pg && journalOk ? this.journalHealth.run('list nodes for /healthz', () => pg.nodes(), undefined) : undefined;
     return {
       status,
+      role: this.role,
+      ...(pg ? { node: nodeName(this.config, this.opts.node) } : {}),
       model: this.matcher ? { name: this.matcher.manifest.name, version: this.matcher.manifest.version, provider: this.matcher.provider } : null,
-      journal: { ...jh, ok: journalOk, ...counts },
+      journal: { ...jh, ok: journalOk, backend: this.journal?.backend ?? null, ...(pg ? { where: pg.where } : {}), ...counts, ...(nodes ? { nodes } : {}) },
       queue: this.matcher ? { batching: this.matcher.pipeline.stats.queued, batchesRunning: this.matcher.pipeline.stats.running } : { batching: 0, batchesRunning: 0 },
       sources,
     };
@@ -505,7 +626,9 @@ export class Daemon {
     this.intake.abort();
     await this.ui?.close().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'the web page did not close cleanly'));
     clearInterval(this.pumpTimer);
+    clearInterval(this.waitTimer);
     for (const s of [...this.sources].reverse()) {
+      if (!s.started) continue;
       try {
         await s.instance.stop();
       } catch (err) {
@@ -537,11 +660,13 @@ export class Daemon {
     }
     this.journalHealth?.stop();
     this.retention?.stop();
+    clearInterval(this.heartbeatTimer);
     try {
       this.journal?.close();
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'closing the journal failed; SQLite replays its WAL at the next start');
     }
+    this.opened?.release();
     this.log.info('stopped');
     await new Promise<void>((resolve) => this.log.flush(() => resolve()));
   }
