@@ -445,6 +445,11 @@ export class Daemon {
     }), null);
     if (!entry) return paused();
     const { jobId, duplicate } = entry;
+    // A duplicate's temporary copy is not the journalled job's file (two intake nodes downloaded the same object).
+    if (duplicate && req.image.temporary) {
+      const kept = this.journalHealth.run('read the duplicate\'s job', () => this.journal.get(jobId)?.imagePath, undefined);
+      if (kept !== undefined && path.resolve(kept) !== path.resolve(req.image.path)) fs.rmSync(req.image.path, { force: true });
+    }
     this.metrics.submits.inc({ source, result: duplicate ? 'duplicate' : 'accepted' });
     if (!duplicate && this.works) this.pump();
     return { accepted: true, jobId: String(jobId), duplicate };
