@@ -57,6 +57,7 @@ export class ActionRunner {
   private readonly now: () => number;
   private readonly guard: JournalGuard;
   private readonly shared: boolean;
+  private readonly concurrency: number;
   private draining = false;
 
   constructor(
@@ -68,6 +69,7 @@ export class ActionRunner {
     opts: RunnerOptions = {},
   ) {
     const concurrency = opts.concurrency ?? 4;
+    this.concurrency = concurrency;
     this.lanes = new Lanes((kind) => opts.laneConcurrency?.[kind] ?? concurrency);
     this.backoff = opts.backoffMs ?? [1_000, 5_000, 30_000, 120_000, 600_000];
     this.maxAttempts = opts.maxAttempts ?? 10;
@@ -94,7 +96,9 @@ export class ActionRunner {
     if (this.stopped) return;
     let started = 0;
     if (this.guard.ok && !(this.shared && this.draining)) {
-      const due = this.guard.run('due actions', () => this.journal.dueActions(FETCH, { ids: this.inFlight, kinds: this.lanes.full() }), []);
+      // On a shared journal what is fetched is claimed, hidden from the other nodes: take about what can start now.
+      const limit = this.shared ? this.concurrency : FETCH;
+      const due = this.guard.run('due actions', () => this.journal.dueActions(limit, { ids: this.inFlight, kinds: this.lanes.full() }), []);
       for (const a of due) {
         if (!this.lanes.tryAcquire(a.kind)) continue;
         started++;
