@@ -71,10 +71,25 @@ function markDown() {
   })();
 }
 
+/** Statements with parameters are prepared once per connection, by name (a hash of their text): no parse per call. */
+const names = new Map();
+function statement(sql, params) {
+  if (!params?.length) return sql; // multi-statement scripts (migrations) go by the simple protocol
+  let name = names.get(sql);
+  if (!name) {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < sql.length; i++) h = Math.imul(h ^ sql.charCodeAt(i), 0x01000193) >>> 0;
+    name = `matchd_${h.toString(36)}_${sql.length}`;
+    names.set(sql, name);
+  }
+  return { name, text: sql, values: params };
+}
+
 async function run(m) {
   switch (m.op) {
     case 'query': {
-      const r = m.tx ? await txClient.query(m.sql, m.params) : await pool.query(m.sql, m.params);
+      const q = statement(m.sql, m.params);
+      const r = m.tx ? await txClient.query(q, q === m.sql ? m.params : undefined) : await pool.query(q, q === m.sql ? m.params : undefined);
       return { rows: r.rows, rowCount: r.rowCount ?? 0 };
     }
     case 'begin': {
