@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ActionRunner, type ActionHandler } from './actions/runner.ts';
+import { ActivityLog } from './activity-log.ts';
 import { fileActions } from './actions/file-actions.ts';
 import { outputDirs, sweepStaleTemps } from './actions/temp-files.ts';
 import { AdminServer, type Health } from './admin.ts';
@@ -55,6 +56,8 @@ export interface DaemonOptions {
   role?: Role;
   /** Overrides journal.node (`matchd run --node`). */
   node?: string;
+  /** How often the one-line activity summary is logged while busy (default 10 s; tests pass less). */
+  summaryEveryMs?: number;
 }
 
 interface SourceEntry {
@@ -109,6 +112,7 @@ export class Daemon {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private waitTimer: NodeJS.Timeout | undefined;
   private retention: Retention | undefined;
+  private activity: ActivityLog | undefined;
   private matcher!: Matcher;
   private runner!: ActionRunner;
   private admin: AdminServer | undefined;
@@ -236,6 +240,12 @@ export class Daemon {
       this.retention = new Retention(this.journal, this.journalHealth, this.log.child({ component: 'retention' }), c.journal.retainDays, this.opts.pruneEveryMs);
       this.retention.start();
     }
+    // Intake nodes log it too: their summary says how many jobs wait in the (shared) queue.
+    this.activity = new ActivityLog({
+      log: this.log, now: this.now, everyMs: this.opts.summaryEveryMs,
+      queued: () => this.journalHealth.run('count queued jobs', () => this.journal.queuedCount(), 0),
+    });
+    this.activity.start();
     this.log.info({
       role: this.role, ...(this.matcher ? { model: this.matcher.manifest.name, provider: this.matcher.provider } : {}), sources: this.sources.length,
     }, 'matchd running');
@@ -573,6 +583,7 @@ export class Daemon {
     }, false);
     if (!recorded) return;
     this.metrics.jobs.inc({ outcome: o.outcome });
+    this.activity?.recorded(job, rule, o);
     this.runner.kick();
     const waiters = this.jobWaiters.get(String(job.id));
     if (waiters) {
@@ -666,6 +677,7 @@ export class Daemon {
     this.journalHealth?.stop();
     this.retention?.stop();
     clearInterval(this.heartbeatTimer);
+    this.activity?.stop();
     try {
       this.journal?.close();
     } catch (err) {

@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   MATCHD_JOURNAL_CORRUPT: 'The journal failed its integrity check or returned corrupt pages (`matchd journal check`, `matchd journal recover`)',
   MATCHD_JOURNAL_UNREACHABLE: 'The PostgreSQL journal does not answer: the node pauses intake, scoring and actions and reconnects with back-off; nothing is lost',
   MATCHD_JOURNAL_LOCKED: 'Another running matchd holds the journal: the same SQLite file, or the same node name on a PostgreSQL journal (the message names the process)',
+  MATCHD_JOURNAL_SQLITE_ONLY: 'A command that reads the SQLite journal file itself (replay, endpoint, journal, calibrate --from-journal) was given a config whose journal is on PostgreSQL (journal.url)',
   MATCHD_JOURNAL_INVALID: 'The journal path holds an empty file or a file that is not a matchd journal (`matchd journal init` for a new one)',
   MATCHD_PORT_IN_USE: 'A port matchd must listen on is already taken (the message names the config key to change)',
   MATCHD_IMAGE_UNREACHABLE: "A worker cannot see a job's image file: folder and spool paths must be on storage every worker mounts at the same path",
@@ -47,6 +48,10 @@ export const ERROR_CODES = {
   MATCHD_REVIEW_INVALID: 'A review decision names a job that is not waiting for review, a band the rule does not have, or a job whose file is still being moved; nothing was changed',
   MATCHD_CSRF_INVALID: "A state-changing request to the web page lacked a valid CSRF token or came from another origin (403); nothing was changed",
   MATCHD_CALIBRATE_INPUT: 'A file given to matchd calibrate is not CSV or JSON Lines, or has no usable labelled pairs (per-line problems are reported, not fatal)',
+  MATCHD_USAGE: 'A command was called wrongly: an unknown option, a missing or extra argument (exit code 2; `matchd help COMMAND` shows its usage)',
+  MATCHD_PATH_INVALID: 'A file or folder given on the command line does not exist, is of the wrong kind or cannot be read (the message names the option and the path)',
+  MATCHD_NOTHING_TO_DO: 'A command found nothing to act on — no images in a --dir folder, no job or callback a replay names; the message says what was looked at (exit code 1)',
+  MATCHD_BUILD_MISSING: "matchd's compiled JavaScript (dist/) is missing: run `npm run build` (`npm install` runs it)",
   MATCHD_INTERNAL: 'An internal invariant broke (a bug: please report it)',
 } as const;
 
