@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, sourceName, type Config } from '../core/config.ts';
-import { checkSources } from '../core/daemon.ts';
+import { checkSources } from '../core/plugin-host.ts';
 import { MatchdError, isMatchdError } from '../core/errors.ts';
 import { ruleTexts } from '../core/intake.ts';
 import { redactUrl } from '../core/journal-pg/sql.ts';

@@ -89,6 +89,8 @@ export const ConfigSchema = z.strictObject({
     maxDelayMs: nonNegInt.max(60_000).default(20),
     decodeConcurrency: positiveInt.max(256).default(2).describe('images decoded at once, ahead of and alongside inference'),
     batchesInFlight: positiveInt.max(16).default(1).describe('engine batches running at once; 1 suits CPU (ORT already uses every core), 2 can help on GPU'),
+    decodeAhead: positiveInt.max(65_536).optional()
+      .describe('jobs leased into the pipeline at once (decoding, or decoded and waiting for a batch); default 2 × maxBatch'),
     queueSize: positiveInt.default(1000).describe('most jobs waiting; beyond it submit reports backpressure'),
     maxPixels: positiveInt.default(50_000_000),
     maxBytes: positiveInt.default(50 * 1024 * 1024),
@@ -114,6 +116,9 @@ export const ConfigSchema = z.strictObject({
     port: z.number().int().min(0).max(65535).default(9464),
   }).prefault({}),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+  startup: z.strictObject({
+    pluginTimeoutMs: positiveInt.default(30_000).describe("most time one source's create and start may take; beyond it the start-up fails naming the source"),
+  }).prefault({}),
   shutdown: z.strictObject({ timeoutMs: positiveInt.default(10_000) }).prefault({}),
   /** Limits on a job's own texts and meta, for every source (webhook intake answers 400; files and objects fail per item). */
   items: z.strictObject({
