@@ -183,10 +183,9 @@ describe('daemon: plugins', () => {
       { type: lifecycle, name: 'a', rule: 'colours', options: { tag: 'a' } },
       { type: lifecycle, name: 'b', rule: 'colours', options: { tag: 'b', hangStart: true } },
     ] });
-    const config = loadConfig(ws.configFile);
-    config.startup.pluginTimeoutMs = 500;
+    fs.appendFileSync(ws.configFile, 'startup: { pluginTimeoutMs: 500 }\n');
     await assert.rejects(
-      Daemon.start(config, { baseDir: ws.root, registry: builtinRegistry(), logger: silentLogger() }),
+      start(ws),
       (e) => e instanceof MatchdError && e.code === 'MATCHD_PLUGIN' && e.message === "source 'b' (" + lifecycle + ') did not start within 500 ms (startup.pluginTimeoutMs)',
     );
     assert.deepEqual((globalThis as { __lifecycle?: string[] }).__lifecycle, ['create a (a)', 'start a', 'create b (b)', 'start b', 'stop b', 'stop a']);
