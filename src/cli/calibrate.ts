@@ -16,6 +16,7 @@ import { Matcher } from '../core/matcher.ts';
 import type { Bands } from '../core/model/manifest.ts';
 import { readPackage } from '../core/model/package.ts';
 import { UsageError, defaultModelDir, positiveInt } from './args.ts';
+import { sqliteOnly } from './replay.ts';
 import { readJournalLabels, readLabelledDir, readPairsFile, type Inputs } from './calibrate-inputs.ts';
 import { readTextsFile } from './score.ts';
 
@@ -109,6 +110,7 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
   let from: string;
   if (values['from-journal']) {
     const c = t.config!;
+    if (c.config.journal.url) throw sqliteOnly(c.file, 'calibrate --from-journal');
     const journal = resolveFrom(c.file, c.config.journal.path);
     inputs = readJournalLabels(journal, t.ruleName, (r) => (c.config.rules[r] ? (c.config.rules[r]!.bands ?? manifest.bands).list.map((b) => b.name) : undefined));
     from = `the review decisions in ${journal}`;

@@ -27,7 +27,7 @@ export async function endpointCommand(argv: string[]): Promise<number> {
   const [sub, target, ...extra] = positionals;
   if (extra.length || !(sub === 'list' ? target === undefined : sub === 'enable' && target)) throw new UsageError(`endpoint takes list, or enable NAME|URL\n${endpointUsage}`);
   const config = path.resolve(values.config ?? path.join(packageRoot, 'config', 'default.yaml'));
-  const db = journalPath(config);
+  const db = journalPath(config, `endpoint ${sub}`);
   if (!fs.existsSync(db)) throw new MatchdError('MATCHD_JOURNAL', `no journal at ${db} (from ${config})`);
   const journal = new Journal(db);
   try {

@@ -31,6 +31,7 @@ const HELP: Record<string, Help> = {
     examples: [
       'matchd init ~/sorting && matchd run --config ~/sorting/matchd.yaml',
       'matchd run --config /etc/matchd/matchd.yaml      # under systemd: deploy/matchd.service (Type=notify)',
+      'matchd run --config config/cluster.yaml --role worker --node gpu-1   # one of several nodes on journal.url',
     ],
     more: 'SIGTERM or Ctrl-C drains: intake stops, work in flight finishes or stays journalled, exit 0. --debug prints stacks.',
   },

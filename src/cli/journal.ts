@@ -17,7 +17,7 @@ export async function journalCommand(argv: string[]): Promise<number> {
   const [sub, ...extra] = positionals;
   if (!sub || extra.length || !['check', 'recover', 'init'].includes(sub)) throw new UsageError(`journal takes one of check, recover, init\n${journalUsage}`);
   const config = path.resolve(values.config ?? path.join(packageRoot, 'config', 'default.yaml'));
-  const file = journalPath(config);
+  const file = journalPath(config, `journal ${sub}`);
   const out = (s: string) => process.stdout.write(s + '\n');
 
   if (sub === 'init') {

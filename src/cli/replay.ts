@@ -21,8 +21,12 @@ export function parseSince(v: string, now = Date.now()): number {
   return t;
 }
 
-/** The journal path of a config, without needing its secrets (unset ${ENV} variables don't matter here). */
-export function journalPath(file: string): string {
+/**
+ * The SQLite journal file of a config, without needing its secrets (unset ${ENV} variables don't matter here). The
+ * commands that read that file directly (replay, endpoint, journal) refuse a config whose journal is on PostgreSQL:
+ * acting on journal.path there would touch a file no daemon uses.
+ */
+export function journalPath(file: string, command: string): string {
   let raw: Record<string, unknown>;
   try {
     raw = (parse(fs.readFileSync(file, 'utf8')) ?? {}) as Record<string, unknown>;
@@ -32,7 +36,17 @@ export function journalPath(file: string): string {
   const filled = new Set<string>();
   const journal = parseWithEnv(ConfigSchema.shape.journal, interpolate(raw.journal, process.env, [], '', filled), filled);
   if (!journal.success) throw new MatchdError('MATCHD_CONFIG_INVALID', `${file}: journal: ${journal.error.issues.map((i) => i.message).join('; ')}`);
+  if (journal.data.url) throw sqliteOnly(file, command);
   return resolveFrom(file, journal.data.path);
+}
+
+/** `matchd <command>` works on the SQLite journal only; `file`'s journal is PostgreSQL (journal.url). */
+export function sqliteOnly(file: string, command: string): MatchdError {
+  return new MatchdError(
+    'MATCHD_JOURNAL_SQLITE_ONLY',
+    `${file}: journal.url is set (a PostgreSQL journal); \`matchd ${command}\` works on a SQLite journal (journal.path) only. ` +
+      'See "Running on several machines" in the README for what to do on PostgreSQL',
+  );
 }
 
 export async function replayCommand(argv: string[]): Promise<number> {
@@ -45,7 +59,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const file = path.resolve(values.config ?? path.join(packageRoot, 'config', 'default.yaml'));
   // Say which config and journal were looked at: without --config it is the package's default one.
   const from = `${values.config === undefined ? 'the default config ' : ''}${file}`;
-  const db = journalPath(file);
+  const db = journalPath(file, 'replay');
   if (!fs.existsSync(db)) throw new MatchdError('MATCHD_JOURNAL', `no journal at ${db} (journal.path of ${from}); give the daemon's config with --config FILE`);
   let which: { jobId: number } | { sinceMs: number };
   if (positionals.length === 1) {

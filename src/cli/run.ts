@@ -1,23 +1,30 @@
 /** `matchd run [--config FILE]`: the daemon in the foreground, until SIGTERM or SIGINT. */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../core/config.ts';
+import { loadConfig, roleProblems } from '../core/config.ts';
 import { Daemon } from '../core/daemon.ts';
 import { MatchdError, isMatchdError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { serviceNotifier } from '../core/sd-notify.ts';
 import { routeProcessWarnings } from '../core/warnings.ts';
 import { builtinRegistry } from '../plugins/index.ts';
-import { packageRoot, report } from './args.ts';
+import { UsageError, packageRoot, report } from './args.ts';
 
-export const runUsage = `matchd run [--config FILE]     run the daemon (default config: config/default.yaml)`;
+export const runUsage = `matchd run [--config FILE] [--role all|intake|worker] [--node NAME]
+                                run the daemon (default config: config/default.yaml); --role and --node
+                                override the config's role and journal.node (several nodes: journal.url)`;
 
 const defaultConfig = () => path.join(packageRoot, 'config', 'default.yaml');
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, role: { type: 'string' }, node: { type: 'string' } } });
   const file = path.resolve(values.config ?? defaultConfig());
+  const role = values.role;
+  if (role !== undefined && role !== 'all' && role !== 'intake' && role !== 'worker') throw new UsageError(`--role must be all, intake or worker; got '${role}'`);
+  if (values.node !== undefined && !/^[A-Za-z0-9_.-]{1,63}$/.test(values.node)) throw new UsageError(`--node: letters, digits, _ . and -, at most 63; got '${values.node}'`);
   const config = loadConfig(file);
+  const problems = role ? roleProblems(role, config.journal.url) : [];
+  if (problems.length) throw new MatchdError('MATCHD_CONFIG_INVALID', `--role ${role}: ${problems.join('; ')}`);
   const log = createLogger({ level: config.log.level });
   // Node's warnings (a dependency's deprecation notice...) become log lines, not text in the middle of the JSON.
   routeProcessWarnings(log);
@@ -38,7 +45,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   let daemon: Daemon;
   try {
-    daemon = await Daemon.start(config, { baseDir: path.dirname(file), registry: builtinRegistry(), logger: log });
+    daemon = await Daemon.start(config, {
+      baseDir: path.dirname(file),
+      registry: builtinRegistry(),
+      logger: log,
+      ...(role ? { role } : {}),
+      ...(values.node ? { node: values.node } : {}),
+    });
   } catch (err) {
     // Every start-up failure is `matchd: CODE: message`; one without a code is unexpected (a bug), never a bare stack.
     throw isMatchdError(err) ? err : new MatchdError('MATCHD_INTERNAL', `start-up failed: ${(err as Error)?.message ?? String(err)}`);

@@ -8,9 +8,10 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, sourceName, type Config } from '../core/config.ts';
-import { checkSources } from '../core/daemon.ts';
+import { checkSources } from '../core/plugin-host.ts';
 import { MatchdError, isMatchdError } from '../core/errors.ts';
 import { ruleTexts } from '../core/intake.ts';
+import { redactUrl } from '../core/journal-pg/sql.ts';
 import { checkStartup, type StartupProblem, type StartupReport } from '../core/preflight.ts';
 import { builtinRegistry } from '../plugins/index.ts';
 import { UsageError, packageRoot } from './args.ts';
@@ -22,9 +23,12 @@ export function describeConfig(config: Config, file: string, r: StartupReport): 
   const baseDir = path.dirname(file);
   const abs = (p: string) => path.resolve(baseDir, p);
   const journal = abs(config.journal.path);
+  const spool = config.journal.spoolDir ? abs(config.journal.spoolDir) : path.join(path.dirname(journal), 'spool');
   const lines = [
     `model    ${abs(config.model.dir)}${r.pkg ? ` — ${r.pkg.manifest.name} (${config.model.provider}); bands ${r.pkg.manifest.bands.list.map((b) => b.name).join(', ')}` : ''}`,
-    `journal  ${journal}${r.journal === 'missing' ? ' (created at the first start)' : r.journal === 'sqlite' ? ' (exists)' : ''}; spool folders under ${path.join(path.dirname(journal), 'spool')}`,
+    config.journal.url
+      ? `journal  ${redactUrl(config.journal.url)} (PostgreSQL, checked when a node opens it); spool folders under ${spool}`
+      : `journal  ${journal}${r.journal === 'missing' ? ' (created at the first start)' : r.journal === 'sqlite' ? ' (exists)' : ''}; spool folders under ${spool}`,
     `admin    ${config.admin.enabled ? `http://${config.admin.host}:${config.admin.port} (/metrics, /healthz)` : 'off'}`,
   ];
   for (const [i, s] of config.sources.entries()) {

@@ -89,22 +89,36 @@ export const ConfigSchema = z.strictObject({
     maxDelayMs: nonNegInt.max(60_000).default(20),
     decodeConcurrency: positiveInt.max(256).default(2).describe('images decoded at once, ahead of and alongside inference'),
     batchesInFlight: positiveInt.max(16).default(1).describe('engine batches running at once; 1 suits CPU (ORT already uses every core), 2 can help on GPU'),
+    decodeAhead: positiveInt.max(65_536).optional()
+      .describe('jobs leased into the pipeline at once (decoding, or decoded and waiting for a batch); default 2 × maxBatch'),
     queueSize: positiveInt.default(1000).describe('most jobs waiting; beyond it submit reports backpressure'),
     maxPixels: positiveInt.default(50_000_000),
     maxBytes: positiveInt.default(50 * 1024 * 1024),
   }).prefault({}),
   journal: z.strictObject({
     path: z.string().min(1).default('var/matchd.db'),
+    url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'expected a postgres://user@host:port/database URL')
+      .optional().describe('a PostgreSQL journal shared by several matchd nodes (then `path` is not used)'),
+    node: z.string().regex(/^[A-Za-z0-9_.-]{1,63}$/, 'letters, digits, _ . and -, at most 63').optional()
+      .describe("this node's name on a PostgreSQL journal, unique among running nodes (default: the host name)"),
+    nodeTimeoutMs: positiveInt.min(2_000).default(10_000).describe('a node silent this long is dead: its leases and claims go to other nodes'),
+    spoolDir: z.string().min(1).optional()
+      .describe("uploads and downloads waiting to be scored (default: spool/ beside journal.path); with several nodes, storage every node mounts at the same path"),
     leaseMs: positiveInt.default(120_000),
     maxAttempts: positiveInt.default(3).describe('a job whose scoring crashed this often is failed'),
     retainDays: positiveInt.default(30),
   }).prefault({}),
+  /** all: sources, model and actions in this process; intake: sources only; worker: model, batches and actions. */
+  role: z.enum(['all', 'intake', 'worker']).default('all'),
   admin: z.strictObject({
     enabled: z.boolean().default(true),
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(9464),
   }).prefault({}),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+  startup: z.strictObject({
+    pluginTimeoutMs: positiveInt.default(30_000).describe("most time one source's create and start may take; beyond it the start-up fails naming the source"),
+  }).prefault({}),
   shutdown: z.strictObject({ timeoutMs: positiveInt.default(10_000) }).prefault({}),
   /** Limits on a job's own texts and meta, for every source (webhook intake answers 400; files and objects fail per item). */
   items: z.strictObject({
@@ -172,6 +186,12 @@ function endpointProblems(c: { rules?: unknown; callbacks?: { endpoints?: unknow
 }
 
 export type Config = z.output<typeof ConfigSchema>;
+export type Role = Config['role'];
+
+/** intake and worker nodes share their work through a PostgreSQL journal; an SQLite file has one daemon. */
+export function roleProblems(role: Role, url: string | undefined): string[] {
+  return role !== 'all' && !url ? [`role: '${role}' shares the work with other nodes through a PostgreSQL journal; set journal.url (an SQLite journal has one daemon, role all)`] : [];
+}
 
 /**
  * Replace ${VAR} (and ${VAR:-default}) in every string; unset variables are listed as problems. The paths of the
@@ -223,7 +243,7 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
     problems.push(...parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`));
   }
   problems.push(...crossCheck(interpolated));
-  if (parsed.success) problems.push(...uiProblems(parsed.data));
+  if (parsed.success) problems.push(...uiProblems(parsed.data), ...roleProblems(parsed.data.role, parsed.data.journal.url));
   if (problems.length || !parsed.success) throw configError(file, problems);
   const config = deepFreeze(parsed.data);
   envFilled.set(config, filled);

@@ -3,7 +3,9 @@
  * through `run`, so a write error can never become an uncaught exception. A full disk (SQLITE_FULL) or an I/O error
  * pauses intake, scoring and actions and marks /healthz down; a probe write every second (with enough free space
  * on the journal's filesystem) ends the pause by itself. Corruption found at run time (SQLITE_CORRUPT) pauses the
- * same way but is not retried: it needs `matchd journal check` / `recover` (see journal-file.ts).
+ * same way but is not retried: it needs `matchd journal check` / `recover` (see journal-file.ts). A PostgreSQL
+ * journal that stops answering (fault `unreachable`) pauses the same way; its driver thread reconnects with back-off
+ * and the probe resumes everything once a write works again (journal-pg/bridge.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,12 +13,14 @@ import { MatchdError, type ErrorCode } from './errors.ts';
 import { recoveryHint } from './journal-file.ts';
 import type { Logger } from './log.ts';
 
-export type JournalFault = 'full' | 'io' | 'corrupt';
+export type JournalFault = 'full' | 'io' | 'corrupt' | 'unreachable';
 
-const CODE_OF: Record<JournalFault, ErrorCode> = { full: 'MATCHD_JOURNAL_FULL', io: 'MATCHD_JOURNAL', corrupt: 'MATCHD_JOURNAL_CORRUPT' };
+const CODE_OF: Record<JournalFault, ErrorCode> = { full: 'MATCHD_JOURNAL_FULL', io: 'MATCHD_JOURNAL', corrupt: 'MATCHD_JOURNAL_CORRUPT', unreachable: 'MATCHD_JOURNAL_UNREACHABLE' };
 
 /** The fault an error means for the journal, or null when it is not one (a constraint, a bug, a busy lock...). */
 export function classifyJournalError(err: unknown): JournalFault | null {
+  // The PostgreSQL backend classifies its own errors (journal-pg/bridge.ts); a statement error carries none.
+  if (err && typeof err === 'object' && 'fault' in err) return ((err as { fault?: JournalFault }).fault) ?? null;
   const code = String((err as { code?: unknown })?.code ?? '');
   if (code === 'SQLITE_FULL' || code === 'ENOSPC') return 'full';
   if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') return 'corrupt';
@@ -38,8 +42,8 @@ export interface JournalHealthOptions {
   log: Logger;
   /** A small write; throws while the fault lasts. */
   probe: () => void;
-  /** The journal file (its folder's free space is checked before resuming; corruption messages name it). */
-  file: string;
+  /** The journal file (its folder's free space is checked before resuming; corruption messages name it); none for PostgreSQL. */
+  file?: string;
   /** Called once the journal takes writes again (resume intake, scoring, actions). */
   onRecovered: () => void;
   probeEveryMs?: number;
@@ -107,8 +111,10 @@ export class JournalHealth {
       this.detail = fault === 'full'
         ? `the journal's disk is full (${what}: ${message}); intake, scoring and actions are paused until space returns`
         : fault === 'corrupt'
-          ? `the journal is corrupt (${what}: ${message}); ${recoveryHint(this.opts.file)}`
-          : `the journal cannot be written (${what}: ${message}); paused, retrying every ${this.probeEveryMs} ms`;
+          ? `the journal is corrupt (${what}: ${message}); ${this.opts.file ? recoveryHint(this.opts.file) : 'check the PostgreSQL server'}`
+          : fault === 'unreachable'
+            ? `the journal's database does not answer (${what}: ${message}); intake, scoring and actions are paused, reconnecting with back-off`
+            : `the journal cannot be written (${what}: ${message}); paused, retrying every ${this.probeEveryMs} ms`;
       this.opts.log.error({ code: CODE_OF[fault], op: what, err: message }, this.detail);
       if (fault !== 'corrupt') this.schedule();
       else clearTimeout(this.timer);
@@ -123,7 +129,8 @@ export class JournalHealth {
 
   /** The refusal message for sources while paused. */
   get pausedMessage(): string {
-    return this.fault === 'full' ? "the journal's disk is full; intake is paused until space returns" : 'the journal is unavailable; intake is paused';
+    if (this.fault === 'full') return "the journal's disk is full; intake is paused until space returns";
+    return this.fault === 'unreachable' ? "the journal's database does not answer; intake is paused" : 'the journal is unavailable; intake is paused';
   }
 
   private schedule(): void {
@@ -143,7 +150,7 @@ export class JournalHealth {
     } catch {
       return this.schedule();
     }
-    const space = freeBytes(path.dirname(path.resolve(this.opts.file)));
+    const space = this.opts.file ? freeBytes(path.dirname(path.resolve(this.opts.file))) : null;
     if (space && space.free < Math.min(1024 * 1024, space.total / 10)) return this.schedule();
     const pausedMs = Date.now() - this.since;
     this.fault = null;

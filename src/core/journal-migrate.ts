@@ -52,6 +52,50 @@ CREATE INDEX IF NOT EXISTS jobs_by_source ON jobs (source, id);
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
 `;
 
+/** A new journal's schema: version 1's tables, then version 3's additions (V3_SCHEMA above). */
+export const JOURNAL_SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY,
+  dedupe_key TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  image_path TEXT NOT NULL,
+  meta TEXT NOT NULL DEFAULT '{}',
+  extra TEXT NOT NULL DEFAULT '{}',
+  origin TEXT NOT NULL DEFAULT '{}',
+  texts TEXT,
+  state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  lease_owner TEXT,
+  lease_until INTEGER,
+  outcome TEXT,
+  result TEXT,
+  location TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
+CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY,
+  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'dead')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at INTEGER NOT NULL,
+  last_error TEXT,
+  UNIQUE (job_id, seq)
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, next_at);
+CREATE TABLE IF NOT EXISTS plugin_state (
+  plugin TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (plugin, key)
+);
+${V3_SCHEMA}`;
+
 /** Bring `db` to JOURNAL_VERSION; `schema` creates the latest tables (IF NOT EXISTS) for a new journal. */
 export function migrate(db: Database.Database, schema: string): void {
   db.transaction(() => {

@@ -4,8 +4,16 @@
  * causes — the first decision per job wins.
  */
 import { MatchdError } from './errors.ts';
+import type { JournalApi } from './journal-api.ts';
+import type { PgJournal } from './journal-pg/journal.ts';
+import { pgActionsOfJobs, pgDecide, pgIterateLabels, pgLabelOf, pgLabelsOfJobs, pgListJobs, pgReviewCount, pgReviewQueue } from './journal-pg/review.ts';
 import { toJob, type Job, type JobRow, type Journal } from './journal.ts';
 import type { Label, ReviewPlan } from './review.ts';
+
+/** Calls on a PostgreSQL journal go to journal-pg/review.ts (the same queries in its SQL); the rest is SQLite's. */
+function isPg(j: JournalApi): j is PgJournal {
+  return j.backend === 'postgres';
+}
 
 export type OutcomeFilter = 'matched' | 'error' | 'pending' | 'reviewed';
 
@@ -64,7 +72,12 @@ function idRange(j: Journal, f: JobFilter): { sql: string; args: unknown[] } | n
 }
 
 /** One page of jobs, newest first: before `olderThan` (the next page), after `newerThan` (the previous one), or the newest. */
-export function listJobs(j: Journal, f: JobFilter, page: { olderThan?: number; newerThan?: number }, limit: number): JobPage {
+export function listJobs(j: JournalApi, f: JobFilter, page: { olderThan?: number; newerThan?: number }, limit: number): JobPage {
+  if (isPg(j)) return pgListJobs(j, f, page, limit);
+  return sqliteListJobs(j as Journal, f, page, limit);
+}
+
+function sqliteListJobs(j: Journal, f: JobFilter, page: { olderThan?: number; newerThan?: number }, limit: number): JobPage {
   const range = idRange(j, f);
   if (!range) return { jobs: [] };
   const base = where(f);
@@ -89,7 +102,12 @@ export function listJobs(j: Journal, f: JobFilter, page: { olderThan?: number; n
 }
 
 /** The actions of these jobs, in order per job (one indexed lookup per job). */
-export function actionsOfJobs(j: Journal, ids: number[]): Map<number, ActionView[]> {
+export function actionsOfJobs(j: JournalApi, ids: number[]): Map<number, ActionView[]> {
+  if (isPg(j)) return pgActionsOfJobs(j, ids);
+  return sqliteActionsOfJobs(j as Journal, ids);
+}
+
+function sqliteActionsOfJobs(j: Journal, ids: number[]): Map<number, ActionView[]> {
   const out = new Map<number, ActionView[]>();
   if (!ids.length) return out;
   const rows = j.sql
@@ -117,24 +135,28 @@ function queueWhere(bandsByRule: Map<string, string[]>): { sql: string; args: un
 }
 
 /** How many jobs wait for a person (an index range per review band). */
-export function reviewCount(j: Journal, bandsByRule: Map<string, string[]>): number {
+export function reviewCount(j: JournalApi, bandsByRule: Map<string, string[]>): number {
+  if (isPg(j)) return pgReviewCount(j, bandsByRule);
+  const sql = (j as Journal).sql;
   const w = queueWhere(bandsByRule);
-  return (j.sql.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE ${w.sql}`).get(...w.args) as { n: number }).n;
+  return (sql.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE ${w.sql}`).get(...w.args) as { n: number }).n;
 }
 
 /** Jobs waiting for a person, oldest first: the one at or after `fromId`, its neighbours and the queue's size. */
-export function reviewQueue(j: Journal, bandsByRule: Map<string, string[]>, at?: number): { job?: Job; previous?: number; next?: number; position: number; total: number } {
+export function reviewQueue(j: JournalApi, bandsByRule: Map<string, string[]>, at?: number): { job?: Job; previous?: number; next?: number; position: number; total: number } {
+  if (isPg(j)) return pgReviewQueue(j, bandsByRule, at);
+  const sql = (j as Journal).sql;
   const w = queueWhere(bandsByRule);
   const total = reviewCount(j, bandsByRule);
   const first = at === undefined
-    ? (j.sql.prepare(`SELECT * FROM jobs WHERE ${w.sql} ORDER BY id ASC LIMIT 1`).get(...w.args) as JobRow | undefined)
-    : ((j.sql.prepare(`SELECT * FROM jobs WHERE ${w.sql} AND id >= ? ORDER BY id ASC LIMIT 1`).get(...w.args, at) as JobRow | undefined)
-      ?? (j.sql.prepare(`SELECT * FROM jobs WHERE ${w.sql} ORDER BY id DESC LIMIT 1`).get(...w.args) as JobRow | undefined));
+    ? (sql.prepare(`SELECT * FROM jobs WHERE ${w.sql} ORDER BY id ASC LIMIT 1`).get(...w.args) as JobRow | undefined)
+    : ((sql.prepare(`SELECT * FROM jobs WHERE ${w.sql} AND id >= ? ORDER BY id ASC LIMIT 1`).get(...w.args, at) as JobRow | undefined)
+      ?? (sql.prepare(`SELECT * FROM jobs WHERE ${w.sql} ORDER BY id DESC LIMIT 1`).get(...w.args) as JobRow | undefined));
   if (!first) return { position: 0, total };
   const id = first.id;
-  const prev = j.sql.prepare(`SELECT id FROM jobs WHERE ${w.sql} AND id < ? ORDER BY id DESC LIMIT 1`).get(...w.args, id) as { id: number } | undefined;
-  const next = j.sql.prepare(`SELECT id FROM jobs WHERE ${w.sql} AND id > ? ORDER BY id ASC LIMIT 1`).get(...w.args, id) as { id: number } | undefined;
-  const position = (j.sql.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE ${w.sql} AND id <= ?`).get(...w.args, id) as { n: number }).n;
+  const prev = sql.prepare(`SELECT id FROM jobs WHERE ${w.sql} AND id < ? ORDER BY id DESC LIMIT 1`).get(...w.args, id) as { id: number } | undefined;
+  const next = sql.prepare(`SELECT id FROM jobs WHERE ${w.sql} AND id > ? ORDER BY id ASC LIMIT 1`).get(...w.args, id) as { id: number } | undefined;
+  const position = (sql.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE ${w.sql} AND id <= ?`).get(...w.args, id) as { n: number }).n;
   return { job: toJob(first), ...(prev ? { previous: prev.id } : {}), ...(next ? { next: next.id } : {}), position, total };
 }
 
@@ -150,21 +172,27 @@ function toLabel(r: LabelRow): Label {
   };
 }
 
-export function labelOf(j: Journal, jobId: number): Label | undefined {
-  const r = j.sql.prepare('SELECT * FROM labels WHERE job_id = ?').get(jobId) as LabelRow | undefined;
+export function labelOf(j: JournalApi, jobId: number): Label | undefined {
+  if (isPg(j)) return pgLabelOf(j, jobId);
+  const sql = (j as Journal).sql;
+  const r = sql.prepare('SELECT * FROM labels WHERE job_id = ?').get(jobId) as LabelRow | undefined;
   return r ? toLabel(r) : undefined;
 }
 
 /** Labels of these jobs (for a page of jobs). */
-export function labelsOfJobs(j: Journal, ids: number[]): Map<number, Label> {
+export function labelsOfJobs(j: JournalApi, ids: number[]): Map<number, Label> {
+  if (isPg(j)) return pgLabelsOfJobs(j, ids);
+  const sql = (j as Journal).sql;
   if (!ids.length) return new Map();
-  const rows = j.sql.prepare('SELECT * FROM labels WHERE job_id IN (SELECT value FROM json_each(?))').all(JSON.stringify(ids)) as LabelRow[];
+  const rows = sql.prepare('SELECT * FROM labels WHERE job_id IN (SELECT value FROM json_each(?))').all(JSON.stringify(ids)) as LabelRow[];
   return new Map(rows.map((r) => [r.job_id, toLabel(r)]));
 }
 
 /** Every label decided at or after `since` (ms), oldest first, streamed (an export may be large). */
-export function* iterateLabels(j: Journal, since = 0): Generator<Label> {
-  for (const r of j.sql.prepare('SELECT * FROM labels WHERE at >= ? ORDER BY at, job_id').iterate(since) as IterableIterator<LabelRow>) yield toLabel(r);
+export function* iterateLabels(j: JournalApi, since = 0): Generator<Label> {
+  if (isPg(j)) return yield* pgIterateLabels(j, since);
+  const sql = (j as Journal).sql;
+  for (const r of sql.prepare('SELECT * FROM labels WHERE at >= ? ORDER BY at, job_id').iterate(since) as IterableIterator<LabelRow>) yield toLabel(r);
 }
 
 export type DecideResult = { ok: true; label: Label; actions: number } | { ok: false; error: MatchdError; label?: Label };
@@ -175,18 +203,20 @@ export type DecideResult = { ok: true; label: Label; actions: number } | { ok: f
  * order). A refusal (unknown job, decided already, not waiting for review) changes nothing.
  */
 export function decide(
-  j: Journal,
+  j: JournalApi,
   jobId: number,
   plan: (job: Job, actions: { kind: string; state: string; payload: Record<string, unknown> }[]) => ReviewPlan,
   now: number,
 ): DecideResult {
+  if (isPg(j)) return pgDecide(j, jobId, plan, now);
+  const sql = (j as Journal).sql;
   class Refused extends Error {
     constructor(readonly error: MatchdError, readonly label?: Label) {
       super(error.message);
     }
   }
   try {
-    return j.sql.transaction((): DecideResult => {
+    return sql.transaction((): DecideResult => {
       const job = j.get(jobId);
       if (!job) throw new Refused(new MatchdError('MATCHD_REQUEST_INVALID', `there is no job ${jobId}`, { status: 404 }));
       const first = labelOf(j, jobId);
@@ -204,11 +234,11 @@ export function decide(
         throw err;
       }
       const l = p.label;
-      j.sql.prepare(`INSERT INTO labels (job_id, rule, decision, band, previous, reviewer, at, image, texts, results, decided_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      sql.prepare(`INSERT INTO labels (job_id, rule, decision, band, previous, reviewer, at, image, texts, results, decided_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
         .run(l.jobId, l.rule, l.decision, l.band, l.previous, l.reviewer, l.at, l.image, JSON.stringify(l.texts), JSON.stringify(l.results), l.decidedBy);
-      j.sql.prepare('UPDATE jobs SET outcome = ?, result = ?, updated_at = ? WHERE id = ?').run(p.band, JSON.stringify(p.doc), now, jobId);
-      const seq = (j.sql.prepare('SELECT COALESCE(MAX(seq), -1) AS s FROM outbox WHERE job_id = ?').get(jobId) as { s: number }).s;
-      const insert = j.sql.prepare(`INSERT INTO outbox (job_id, seq, kind, payload, state, next_at) VALUES (?, ?, ?, ?, 'pending', ?)`);
+      sql.prepare('UPDATE jobs SET outcome = ?, result = ?, updated_at = ? WHERE id = ?').run(p.band, JSON.stringify(p.doc), now, jobId);
+      const seq = (sql.prepare('SELECT COALESCE(MAX(seq), -1) AS s FROM outbox WHERE job_id = ?').get(jobId) as { s: number }).s;
+      const insert = sql.prepare(`INSERT INTO outbox (job_id, seq, kind, payload, state, next_at) VALUES (?, ?, ?, ?, 'pending', ?)`);
       p.actions.forEach((a, i) => insert.run(jobId, seq + 1 + i, a.kind, JSON.stringify(a.payload), now));
       return { ok: true, label: l, actions: p.actions.length };
     })();

@@ -13,6 +13,8 @@ export interface Metrics {
   submits: client.Counter<'source' | 'result'>;
   outboxPending: client.Gauge;
   actions: client.Counter<'kind' | 'result'>;
+  /** 1, labelled with what this node is: its role, its name on a shared journal, the journal's backend. */
+  nodeInfo: client.Gauge<'role' | 'node' | 'backend'>;
 }
 
 export function createMetrics(): Metrics {
@@ -35,6 +37,7 @@ export function createMetrics(): Metrics {
     submits: new client.Counter({ name: 'matchd_submits_total', help: 'Submissions from sources, by result', labelNames: ['source', 'result'], registers: [registry] }),
     outboxPending: new client.Gauge({ name: 'matchd_outbox_pending', help: 'Actions waiting to be carried out', registers: [registry] }),
     actions: new client.Counter({ name: 'matchd_actions_total', help: 'Actions carried out, by kind and result', labelNames: ['kind', 'result'], registers: [registry] }),
+    nodeInfo: new client.Gauge({ name: 'matchd_node_info', help: 'This node: role (all, intake, worker), name on a shared journal, journal backend', labelNames: ['role', 'node', 'backend'], registers: [registry] }),
   };
   return m;
 }

@@ -8,12 +8,13 @@
  * does with them: throw the first group's (model, journal, config, ports), every problem of that group listed.
  */
 import path from 'node:path';
-import { sourceName, parseSourceOptions, type Config } from './config.ts';
+import { sourceName, parseSourceOptions, type Config, type Role } from './config.ts';
 import { MatchdError, isMatchdError, type ErrorCode } from './errors.ts';
 import { inspectJournalFile, type JournalFileKind } from './journal-file.ts';
 import { readPackage, type ModelPackage } from './model/package.ts';
 import type { PreflightProblem } from './plugin.ts';
 import { portInUseMessage, probePort } from './port-check.ts';
+import type { LoadedSource } from './plugin-host.ts';
 import type { PluginRegistry } from './registry.ts';
 import { uiListener } from './ui-config.ts';
 
@@ -55,25 +56,32 @@ export function unknownOutcomeProblems(config: Config, modelBands: string[] | un
   return problems;
 }
 
-/** Every start-up problem, in one pass. `ports: false` skips the listen checks (validate reports those apart). */
-export async function checkStartup(config: Config, baseDir: string, registry: PluginRegistry, o: { ports?: boolean } = {}): Promise<StartupReport> {
+/**
+ * Every start-up problem, in one pass. `ports: false` skips the listen checks (validate reports those apart). What a
+ * node of `o.role` does not run is not checked: an intake node loads no model, a worker listens on no source's port.
+ */
+export async function checkStartup(config: Config, baseDir: string, registry: PluginRegistry, o: { ports?: boolean; role?: Role; sources?: LoadedSource[] } = {}): Promise<StartupReport> {
+  const role = o.role ?? 'all';
   const resolve = (p: string) => path.resolve(baseDir, p);
   const problems: StartupProblem[] = [];
   const add = (code: ErrorCode, message: string, details?: Record<string, unknown>) => problems.push({ code, message, ...(details ? { details } : {}) });
   const report: StartupReport = { problems };
 
   try {
-    report.pkg = readPackage(resolve(config.model.dir));
+    if (role !== 'intake') report.pkg = readPackage(resolve(config.model.dir));
   } catch (err) {
     if (!isMatchdError(err)) throw err;
     add(err.code, `model.dir: ${err.message}\nSet model.dir (now ${JSON.stringify(config.model.dir)}) to a model package folder.`, err.details);
   }
 
-  try {
-    report.journal = inspectJournalFile(resolve(config.journal.path)); // MATCHD_JOURNAL_INVALID / MATCHD_JOURNAL naming journal.path
-  } catch (err) {
-    if (!isMatchdError(err)) throw err;
-    add(err.code, err.message, err.details);
+  // A PostgreSQL journal (journal.url) is checked as it opens; journal.path is the SQLite file's.
+  if (!config.journal.url) {
+    try {
+      report.journal = inspectJournalFile(resolve(config.journal.path)); // MATCHD_JOURNAL_INVALID / MATCHD_JOURNAL naming journal.path
+    } catch (err) {
+      if (!isMatchdError(err)) throw err;
+      add(err.code, err.message, err.details);
+    }
   }
 
   for (const p of unknownOutcomeProblems(config, report.pkg?.manifest.bands.list.map((b) => b.name))) add('MATCHD_CONFIG_INVALID', p);
@@ -83,29 +91,38 @@ export async function checkStartup(config: Config, baseDir: string, registry: Pl
     if (p === 'in-use') add('MATCHD_PORT_IN_USE', portInUseMessage('admin.port', config.admin.host, config.admin.port));
     else if (p) add('MATCHD_CONFIG_INVALID', `admin.host: cannot listen on ${config.admin.host}:${config.admin.port} (${p}); change admin.host`);
   }
-  const ui = uiListener(config);
+  const ui = role === 'intake' ? undefined : uiListener(config);
   if (ui && !ui.shared) {
     const p = await probePort(ui.host, ui.port);
     if (p === 'in-use') add('MATCHD_PORT_IN_USE', portInUseMessage('ui.port', ui.host, ui.port));
     else if (p) add('MATCHD_CONFIG_INVALID', `ui.host: cannot listen on ${ui.host}:${ui.port} (${p}); change ui.host`);
   }
+  // A worker listens on no source's port and watches no folder: its sources are created for their actions only.
+  for (const source of role === 'worker' ? [] : (o.sources ?? (await parsedSources(config, baseDir, registry)))) {
+    if (!source.plugin.preflight) continue;
+    const found: PreflightProblem[] = await source.plugin.preflight(source.options, { resolvePath: resolve, name: source.name });
+    for (const p of found) {
+      if (p.code === 'MATCHD_PORT_IN_USE' && o.ports === false) continue;
+      add(p.code ?? 'MATCHD_CONFIG_INVALID', `sources.${source.index}.options.${p.key}: ${p.message}`);
+    }
+  }
+  return report;
+}
+
+/** The sources whose plugin resolves and whose options parse; the others are reported by checkSources. */
+async function parsedSources(config: Config, baseDir: string, registry: PluginRegistry): Promise<Pick<LoadedSource, 'index' | 'name' | 'plugin' | 'options'>[]> {
+  const out: Pick<LoadedSource, 'index' | 'name' | 'plugin' | 'options'>[] = [];
   for (const [i, s] of config.sources.entries()) {
     let plugin;
     try {
       plugin = await registry.resolve(s.type, baseDir);
     } catch {
-      continue; // checkSources reports an unknown type
+      continue;
     }
-    if (!plugin.preflight) continue;
     const parsed = parseSourceOptions(plugin.configSchema, config, i);
-    if (!parsed.success) continue; // checkSources reports it
-    const found: PreflightProblem[] = await plugin.preflight(parsed.data, { resolvePath: resolve, name: sourceName(s, i) });
-    for (const p of found) {
-      if (p.code === 'MATCHD_PORT_IN_USE' && o.ports === false) continue;
-      add(p.code ?? 'MATCHD_CONFIG_INVALID', `sources.${i}.options.${p.key}: ${p.message}`);
-    }
+    if (parsed.success) out.push({ index: i, name: sourceName(s, i), plugin, options: parsed.data });
   }
-  return report;
+  return out;
 }
 
 function fail(code: ErrorCode, problems: string[]): MatchdError {
@@ -113,8 +130,8 @@ function fail(code: ErrorCode, problems: string[]): MatchdError {
 }
 
 /** Throws the first failing group's error (model, journal, config, ports), every problem of that group listed. */
-export async function preflight(config: Config, baseDir: string, registry: PluginRegistry): Promise<void> {
-  const { problems } = await checkStartup(config, baseDir, registry);
+export async function preflight(config: Config, baseDir: string, registry: PluginRegistry, role: Role = 'all', sources?: LoadedSource[]): Promise<void> {
+  const { problems } = await checkStartup(config, baseDir, registry, { role, ...(sources ? { sources } : {}) });
   const of = (codes: ErrorCode[]) => problems.filter((p) => codes.includes(p.code));
   const model = of(['MATCHD_MODEL_INVALID', 'MATCHD_MODEL_LOAD'])[0];
   if (model) throw new MatchdError(model.code, model.message, model.details);

@@ -4,7 +4,7 @@
  * an action still pending are never pruned.
  */
 import type { JournalHealth } from './journal-health.ts';
-import type { Journal } from './journal.ts';
+import type { JournalApi } from './journal-api.ts';
 import type { Logger } from './log.ts';
 
 const BATCH = 500;
@@ -15,7 +15,7 @@ export class Retention {
   private stopped = false;
 
   constructor(
-    private readonly journal: Journal,
+    private readonly journal: JournalApi,
     private readonly health: JournalHealth,
     private readonly log: Logger,
     private readonly days: number,

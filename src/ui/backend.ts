@@ -4,7 +4,7 @@
  */
 import type { Config } from '../core/config.ts';
 import type { DecideResult } from '../core/journal-review.ts';
-import type { Journal } from '../core/journal.ts';
+import type { JournalApi } from '../core/journal-api.ts';
 import type { Logger } from '../core/log.ts';
 import type { Bands } from '../core/model/manifest.ts';
 import type { ScoreRequest, ScoreResult } from '../core/plugin.ts';
@@ -19,7 +19,7 @@ export interface UiBackend {
   /** A rule's bands (its own, else the model's). */
   bands(rule: string): Bands;
   /** A read through the journal's health guard (a fault throws a coded error, and pauses the daemon as usual). */
-  read<T>(what: string, fn: (journal: Journal) => T): T;
+  read<T>(what: string, fn: (journal: JournalApi) => T): T;
   decide(jobId: number, decision: Decision, reviewer: string): DecideResult;
   score(rule: string, req: ScoreRequest): Promise<ScoreResult>;
 }

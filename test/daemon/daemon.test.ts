@@ -177,6 +177,29 @@ describe('daemon: plugins', () => {
     assert.deepEqual((globalThis as { __lifecycle?: string[] }).__lifecycle, ['create a (a)', 'start a', 'create b (b)', 'start b', 'stop b', 'stop a']);
   });
 
+  test('a source whose start never settles fails the start-up after startup.pluginTimeoutMs, naming it', { timeout: 30_000 }, async () => {
+    (globalThis as { __lifecycle?: string[] }).__lifecycle = [];
+    const ws = workspace({ sources: [
+      { type: lifecycle, name: 'a', rule: 'colours', options: { tag: 'a' } },
+      { type: lifecycle, name: 'b', rule: 'colours', options: { tag: 'b', hangStart: true } },
+    ] });
+    fs.appendFileSync(ws.configFile, 'startup: { pluginTimeoutMs: 500 }\n');
+    await assert.rejects(
+      start(ws),
+      (e) => e instanceof MatchdError && e.code === 'MATCHD_PLUGIN' && e.message === "source 'b' (" + lifecycle + ') did not start within 500 ms (startup.pluginTimeoutMs)',
+    );
+    assert.deepEqual((globalThis as { __lifecycle?: string[] }).__lifecycle, ['create a (a)', 'start a', 'create b (b)', 'start b', 'stop b', 'stop a']);
+  });
+
+  test("a source's options are parsed once and frozen: the plugin cannot change them", async () => {
+    (globalThis as { __lifecycle?: string[] }).__lifecycle = [];
+    const ws = workspace({ sources: [{ type: lifecycle, name: 'a', rule: 'colours', options: { tag: 'a', mutate: true } }] });
+    const d = await start(ws);
+    await d.stop();
+    running.length = 0;
+    assert.deepEqual((globalThis as { __lifecycle?: string[] }).__lifecycle, ['create a (a)', 'options frozen', 'start a', 'stop a']);
+  });
+
   test('a rule action no source of that rule provides is refused at start-up, naming the kinds it could use', async () => {
     const ws = workspace({
       rules: { colours: { texts: ['red'], actions: { adopt: [{ tag: { key: 'x' } }] } } },

@@ -35,6 +35,7 @@ const SKIPPED = [
   'downloads CLIP ViT-B/32',
   'downloads SigLIP',
   'fetches the CUDA provider',
+  'needs a PostgreSQL server and three hosts',
 ];
 
 /** Fenced blocks with the mark on the line before them, if any. */

@@ -4,7 +4,8 @@
  * retrying cannot help.
  */
 import { MatchdError } from '../errors.ts';
-import type { Action, Job, Journal } from '../journal.ts';
+import type { JournalApi } from '../journal-api.ts';
+import type { Action, Job } from '../journal.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { PermanentActionError, RetryLaterError, type ActionContext, type ActionResult } from './file-actions.ts';
@@ -32,6 +33,11 @@ export interface RunnerOptions {
   backoffMs?: number[];
   maxAttempts?: number;
   guard?: JournalGuard;
+  /**
+   * The journal is shared with other nodes (PostgreSQL): draining waits for this runner's own actions only and takes
+   * no new ones — the others' pending actions are theirs to run.
+   */
+  shared?: boolean;
 }
 
 /** Due actions fetched per look (enough to fill every lane; the rest wait for the next look). */
@@ -50,9 +56,12 @@ export class ActionRunner {
   private readonly maxAttempts: number;
   private readonly now: () => number;
   private readonly guard: JournalGuard;
+  private readonly shared: boolean;
+  private readonly concurrency: number;
+  private draining = false;
 
   constructor(
-    private readonly journal: Journal,
+    private readonly journal: JournalApi,
     /** Handlers by kind; a function is asked per action (plugin kinds belong to the job's source). */
     private readonly handlers: (a: Action, job: Job | undefined) => ActionHandler | undefined,
     private readonly log: Logger,
@@ -60,11 +69,13 @@ export class ActionRunner {
     opts: RunnerOptions = {},
   ) {
     const concurrency = opts.concurrency ?? 4;
+    this.concurrency = concurrency;
     this.lanes = new Lanes((kind) => opts.laneConcurrency?.[kind] ?? concurrency);
     this.backoff = opts.backoffMs ?? [1_000, 5_000, 30_000, 120_000, 600_000];
     this.maxAttempts = opts.maxAttempts ?? 10;
     this.now = opts.now ?? Date.now;
     this.guard = opts.guard ?? direct;
+    this.shared = opts.shared ?? false;
   }
 
   start(): void {
@@ -84,8 +95,10 @@ export class ActionRunner {
   private dispatch(): void {
     if (this.stopped) return;
     let started = 0;
-    if (this.guard.ok) {
-      const due = this.guard.run('due actions', () => this.journal.dueActions(FETCH, { ids: this.inFlight, kinds: this.lanes.full() }), []);
+    if (this.guard.ok && !(this.shared && this.draining)) {
+      // On a shared journal what is fetched is claimed, hidden from the other nodes: take about what can start now.
+      const limit = this.shared ? this.concurrency : FETCH;
+      const due = this.guard.run('due actions', () => this.journal.dueActions(limit, { ids: this.inFlight, kinds: this.lanes.full() }), []);
       for (const a of due) {
         if (!this.lanes.tryAcquire(a.kind)) continue;
         started++;
@@ -99,7 +112,7 @@ export class ActionRunner {
     }
     this.metrics?.outboxPending.set(this.guard.run('count pending actions', () => this.journal.pendingActionCount(), 0));
     const next = this.guard.run('next action time', () => this.journal.nextActionAt(), null);
-    if (this.inFlight.size === 0 && (next === null || this.stopped)) this.idleWaiters.splice(0).forEach((f) => f());
+    if (this.inFlight.size === 0 && (next === null || this.stopped || (this.shared && this.draining))) this.idleWaiters.splice(0).forEach((f) => f());
     if (this.stopped) return;
     // Woken early by kick() whenever an action finishes; otherwise look again when the next one is due (≤ 1 s).
     const wait = !this.guard.ok || started === 0 ? 1_000 : next === null ? 1_000 : Math.max(0, Math.min(1_000, next - this.now()));
@@ -149,7 +162,8 @@ export class ActionRunner {
 
   /** Resolves when no action is pending or running, or after `ms`. */
   async drain(ms: number): Promise<boolean> {
-    const idle = () => this.inFlight.size === 0 && this.guard.run('next action time', () => this.journal.nextActionAt(), null) === null;
+    if (this.shared) this.draining = true;
+    const idle = () => this.inFlight.size === 0 && (this.shared || this.guard.run('next action time', () => this.journal.nextActionAt(), null) === null);
     if (idle()) return true;
     if (!this.started) return false;
     this.kick();
