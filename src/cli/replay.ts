@@ -1,4 +1,7 @@
-/** `matchd replay <jobId> | --since DURATION [--config FILE]`: re-queue webhook callbacks (dead-lettered or delivered). */
+/**
+ * `matchd replay JOB_ID | --since DURATION | --dead [--kind KIND] [--config FILE]`: re-queue a kind of action
+ * (callbacks by default; `tag`, `s3copy`, `move`...): dead-lettered or done, or with `--dead` only dead ones.
+ */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -10,7 +13,9 @@ import { Journal } from '../core/journal.ts';
 import { UsageError, packageRoot } from './args.ts';
 
 export const replayUsage = `matchd replay JOB_ID [--config FILE]       re-send a job's webhook callbacks (same webhook-id, fresh signature)
-matchd replay --since 2h [--config FILE]   re-send callbacks of jobs finished since then (s, m, h, d or an ISO date)`;
+matchd replay --since 2h [--config FILE]   re-send callbacks of jobs finished since then (s, m, h, d or an ISO date)
+matchd replay --dead [--since 2h | JOB_ID] re-queue only dead-lettered actions (of every job unless narrowed)
+  --kind KIND                              the action kind to re-queue: callback (default), tag, s3copy, s3sidecar, move, copy, sidecar...`;
 
 /** `90s`, `30m`, `2h`, `1d` or an ISO date → epoch milliseconds. */
 export function parseSince(v: string, now = Date.now()): number {
@@ -39,22 +44,27 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, since: { type: 'string' }, kind: { type: 'string', default: 'callback' } },
+    options: { config: { type: 'string', short: 'c' }, since: { type: 'string' }, kind: { type: 'string', default: 'callback' }, dead: { type: 'boolean', default: false } },
   });
-  if ((positionals.length === 1) === (values.since !== undefined) || positionals.length > 1) throw new UsageError('replay takes one job id or --since');
+  const kind = values.kind!;
+  if (!/^[a-z][a-z0-9-]*$/i.test(kind)) throw new UsageError(`--kind takes an action kind like callback, tag or s3copy; got ${JSON.stringify(kind)}`);
+  if (positionals.length > 1 || (positionals.length === 1 && values.since !== undefined)) throw new UsageError('replay takes one job id or --since, not both');
+  if (positionals.length === 0 && values.since === undefined && !values.dead) throw new UsageError('replay takes a job id, --since, or --dead');
   const file = path.resolve(values.config ?? path.join(packageRoot, 'config', 'default.yaml'));
   const db = journalPath(file);
   if (!fs.existsSync(db)) throw new MatchdError('MATCHD_JOURNAL', `no journal at ${db} (from ${file})`);
-  let which: { jobId: number } | { sinceMs: number };
+  let which: { jobId: number } | { sinceMs: number } | { all: true };
   if (positionals.length === 1) {
     const id = Number(positionals[0]);
     if (!Number.isSafeInteger(id) || id <= 0) throw new UsageError(`a job id is a positive integer; got ${JSON.stringify(positionals[0])}`);
     which = { jobId: id };
-  } else which = { sinceMs: parseSince(values.since!) };
+  } else if (values.since !== undefined) which = { sinceMs: parseSince(values.since) };
+  else which = { all: true };
   const journal = new Journal(db);
   try {
-    const n = journal.replay(values.kind!, which);
-    process.stdout.write(`re-queued ${n} ${values.kind}${n === 1 ? '' : 's'}${'jobId' in which ? ` of job ${which.jobId}` : ` since ${new Date(which.sinceMs).toISOString()}`}; a running daemon sends them within a second\n`);
+    const n = journal.replay(kind, which, { dead: values.dead! });
+    const scope = 'jobId' in which ? ` of job ${which.jobId}` : 'sinceMs' in which ? ` since ${new Date(which.sinceMs).toISOString()}` : '';
+    process.stdout.write(`re-queued ${n}${values.dead ? ' dead' : ''} ${kind}${n === 1 ? '' : 's'}${scope}; a running daemon runs them within a second\n`);
     return 0;
   } finally {
     journal.close();

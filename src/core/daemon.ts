@@ -24,7 +24,7 @@ import { Matcher, type ImageEmbedding, type TextEmbedding } from './matcher.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { HealthState, JobRequest, JobView, PluginContext, ScoreRequest, ScoreResult, SourceInstance, SubmitResult } from './plugin.ts';
 import type { PluginRegistry } from './registry.ts';
-import { decide, planActions, resultDocument, type ScoredOutcome } from './router.ts';
+import { decide, planActions, resultDocument, shownPath, type ScoredOutcome } from './router.ts';
 import { scoreTexts } from './scoring.ts';
 import { zodProblems } from './model/package.ts';
 import { decide as decideInJournal, type DecideResult } from './journal-review.ts';
@@ -439,8 +439,11 @@ export class Daemon {
   private fail(job: Job, error: MatchdError): void {
     const rule = this.config.rules[job.rule];
     this.metrics.errors.inc({ code: error.code });
-    this.log.warn({ jobId: job.id, file: job.imagePath, code: error.code, err: error.message }, 'image could not be scored');
-    const outcome: ScoredOutcome = { outcome: 'error', error: { code: error.code, message: error.message } };
+    // Errors name the image file; for an item whose file is a download (an S3 object), name the item instead.
+    const shown = shownPath(job);
+    const message = shown === job.imagePath ? error.message : error.message.split(job.imagePath).join(shown);
+    this.log.warn({ jobId: job.id, file: shown, code: error.code, err: message }, 'image could not be scored');
+    const outcome: ScoredOutcome = { outcome: 'error', error: { code: error.code, message } };
     if (!rule) {
       this.journalHealth.run('record a failure', () => this.journal.complete(job.id, 'error', outcome, [], true), undefined);
       return;
