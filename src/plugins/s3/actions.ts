@@ -231,7 +231,11 @@ export function makeActions(client: S3Client, config: S3Config, log: Logger, sta
     const what = `write the result of ${s3Uri(o.bucket, o.key)} to ${s3Uri(bucket, key)}`;
     try {
       // A result for a version that is gone or replaced would be an orphan, or overwrite the newer version's result.
-      const now = await scoredVersion(o, 'written');
+      // An object matchd may not read (403: its job is MATCHD_S3_ACCESS) cannot be checked: its result is written.
+      const now = await scoredVersion(o, 'written').catch((err: unknown) => {
+        if (classify(err) === 'fatal' && ctx.job.outcome === 'error') return undefined;
+        throw err;
+      });
       if (typeof now === 'string') return noted(payload, ctx, now, { key: o.key });
       await client.send(new PutObjectCommand({
         Bucket: bucket, Key: key, Body: JSON.stringify(doc, null, 2) + '\n', ContentType: 'application/json',
