@@ -14,6 +14,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { MatchdError } from '../../core/errors.ts';
 import type { ActionHandler, HealthState, PluginContext, SourceInstance } from '../../core/plugin.ts';
 import { makeActions } from './actions.ts';
 import { type RegionChoice, backoffMs, classify, describe, endpointOf, errorCode, makeClient, regionResolver } from './client.ts';
@@ -30,9 +31,6 @@ import { StoreWatch } from './watch.ts';
 export { dedupeKey } from './tracker.ts';
 export type { Listed } from './listing.ts';
 export type { ItemOutcome } from './take.ts';
-
-/** Thrown out of a listing that cannot go on (bad bucket or credentials): the source stops. */
-class Fatal extends Error {}
 
 /** One pass over listed objects: what it took, and what it left for later (they hold the watermark). */
 interface Pass {
@@ -59,8 +57,11 @@ export class S3Source implements SourceInstance {
   private failures = 0;
   private stopped = false;
   private lastSweepAt = 0;
-  /** Health inputs besides the store's: a refused listing (for good), a failing one, objects that failed. */
-  private fatalDetail: string | undefined;
+  /**
+   * Health inputs besides the store's: why the source stopped for good (MATCHD_S3_ACCESS: a refused listing;
+   * MATCHD_CONFIG_INVALID: no region), a failing listing, objects that failed.
+   */
+  private stoppedBy: MatchdError | undefined;
   private listProblem: string | undefined;
   private downloadProblem: string | undefined;
   private health: { state: HealthState; detail?: string } = { state: 'ok' };
@@ -101,8 +102,8 @@ export class S3Source implements SourceInstance {
     try {
       region = await this.region();
     } catch (err) {
-      this.fatalDetail = `s3 source stopped: ${(err as Error).message}`;
-      this.ctx.log.error({ code: 'MATCHD_CONFIG_INVALID', bucket }, this.fatalDetail);
+      this.stoppedBy = err instanceof MatchdError ? err : new MatchdError('MATCHD_CONFIG_INVALID', (err as Error).message);
+      this.ctx.log.error({ code: this.stoppedBy.code, bucket }, `s3 source stopped: ${this.stoppedBy.message}`);
       this.refreshHealth();
       return;
     }
@@ -147,7 +148,7 @@ export class S3Source implements SourceInstance {
       pass = sweep ? await this.sweep(started) : await this.incremental(started);
     } catch (err) {
       if (this.stopped) return Infinity;
-      if (err instanceof Fatal || classify(err) === 'fatal') return this.fatal(err);
+      if (classify(err) === 'fatal') return this.fatal(err);
       this.failures++;
       this.stats.listErrors++;
       const wait = backoffMs(this.failures, Math.max(this.config.backoff.initialMs, 1), this.config.backoff.maxMs);
@@ -339,8 +340,8 @@ export class S3Source implements SourceInstance {
 
   /** AccessDenied, NoSuchBucket, bad credentials: retrying cannot help, so this source stops (the daemon goes on). */
   private fatal(err: unknown): number {
-    this.fatalDetail = `s3 source stopped: cannot list s3://${this.config.bucket}/${this.config.prefix}: ${describe(err)} (MATCHD_S3_ACCESS); fix the bucket, credentials or permissions and restart`;
-    this.ctx.log.error({ code: 'MATCHD_S3_ACCESS', s3Code: errorCode(err), bucket: this.config.bucket }, this.fatalDetail);
+    this.stoppedBy = new MatchdError('MATCHD_S3_ACCESS', `cannot list s3://${this.config.bucket}/${this.config.prefix}: ${describe(err)}; fix the bucket, credentials or permissions and restart`, { s3Code: errorCode(err) });
+    this.ctx.log.error({ code: this.stoppedBy.code, s3Code: errorCode(err), bucket: this.config.bucket }, `s3 source stopped: ${this.stoppedBy.message}`);
     this.refreshHealth();
     return Infinity;
   }
@@ -350,7 +351,7 @@ export class S3Source implements SourceInstance {
     const w = this.watch.state();
     const { endpoint } = endpointOf(this.config);
     let next: { state: HealthState; detail?: string };
-    if (this.fatalDetail) next = { state: 'down', detail: this.fatalDetail };
+    if (this.stoppedBy) next = { state: 'down', detail: `s3 source stopped: ${this.stoppedBy.message} (${this.stoppedBy.code})` };
     else if (w.unreachableSince !== undefined) {
       next = {
         state: 'down',
