@@ -51,8 +51,10 @@ export async function replayCommand(argv: string[]): Promise<number> {
   if (positionals.length > 1 || (positionals.length === 1 && values.since !== undefined)) throw new UsageError('replay takes one job id or --since, not both');
   if (positionals.length === 0 && values.since === undefined && !values.dead) throw new UsageError('replay takes a job id, --since, or --dead');
   const file = path.resolve(values.config ?? path.join(packageRoot, 'config', 'default.yaml'));
+  // Say which config and journal were looked at: without --config it is the package's default one.
+  const from = `${values.config === undefined ? 'the default config ' : ''}${file}`;
   const db = journalPath(file);
-  if (!fs.existsSync(db)) throw new MatchdError('MATCHD_JOURNAL', `no journal at ${db} (from ${file})`);
+  if (!fs.existsSync(db)) throw new MatchdError('MATCHD_JOURNAL', `no journal at ${db} (journal.path of ${from}); give the daemon's config with --config FILE`);
   let which: { jobId: number } | { sinceMs: number } | { all: true };
   if (positionals.length === 1) {
     const id = Number(positionals[0]);
@@ -60,11 +62,34 @@ export async function replayCommand(argv: string[]): Promise<number> {
     which = { jobId: id };
   } else if (values.since !== undefined) which = { sinceMs: parseSince(values.since) };
   else which = { all: true };
+  const dead = values.dead!;
+  const what = `${dead ? 'dead ' : ''}${kind}`;
   const journal = new Journal(db);
   try {
-    const n = journal.replay(kind, which, { dead: values.dead! });
-    const scope = 'jobId' in which ? ` of job ${which.jobId}` : 'sinceMs' in which ? ` since ${new Date(which.sinceMs).toISOString()}` : '';
-    process.stdout.write(`re-queued ${n}${values.dead ? ' dead' : ''} ${kind}${n === 1 ? '' : 's'}${scope}; a running daemon runs them within a second\n`);
+    const where = `in ${db} (from ${from})`;
+    if ('jobId' in which) {
+      const job = journal.get(which.jobId);
+      if (!job) throw new MatchdError('MATCHD_NOTHING_TO_DO', `no job ${which.jobId} ${where}; nothing re-queued`);
+      const actions = journal.actionsOf(which.jobId).filter((a) => a.kind === kind);
+      if (!actions.length) throw new MatchdError('MATCHD_NOTHING_TO_DO', `job ${which.jobId} (${job.state}, rule ${job.rule}) has no ${kind} actions ${where}; nothing re-queued`);
+      const n = journal.replay(kind, which, { dead });
+      if (n === 0) {
+        throw new MatchdError('MATCHD_NOTHING_TO_DO', dead
+          ? `job ${which.jobId} has no dead ${kind} ${where}; nothing re-queued`
+          : `job ${which.jobId}'s ${actions.length} ${kind}(s) are already pending ${where}: a running daemon is sending them`);
+      }
+      process.stdout.write(`re-queued ${n} ${what}${n === 1 ? '' : 's'} of job ${which.jobId} ${where}; a running daemon runs them within a second\n`);
+      return 0;
+    }
+    const n = journal.replay(kind, which, { dead });
+    if ('sinceMs' in which) {
+      const since = new Date(which.sinceMs).toISOString();
+      if (n === 0) throw new MatchdError('MATCHD_NOTHING_TO_DO', `no ${what} of a job finished since ${since} to re-queue ${where}`);
+      process.stdout.write(`re-queued ${n} ${what}${n === 1 ? '' : 's'} since ${since} (jobs finished since then) ${where}; a running daemon runs them within a second\n`);
+      return 0;
+    }
+    if (n === 0) throw new MatchdError('MATCHD_NOTHING_TO_DO', `no dead ${kind} to re-queue ${where}`);
+    process.stdout.write(`re-queued ${n} ${what}${n === 1 ? '' : 's'} ${where}; a running daemon runs them within a second\n`);
     return 0;
   } finally {
     journal.close();

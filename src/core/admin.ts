@@ -5,6 +5,8 @@ import { MatchdError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 import { portInUseMessage } from './port-check.ts';
 
+const ADMIN_ROUTES = ['GET /metrics', 'GET /healthz'];
+
 export interface Health {
   status: 'ok' | 'degraded' | 'down';
   [key: string]: unknown;
@@ -46,12 +48,16 @@ export class AdminServer {
       } else if (this.mounted) {
         this.mounted(req, res);
       } else {
+        // The same error shape as every other HTTP answer of matchd's: { error: { code, message } }.
         res.writeHead(404, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: 'not found', routes: ['GET /metrics', 'GET /healthz'] }));
+        res.end(JSON.stringify({
+          error: { code: 'MATCHD_REQUEST_INVALID', message: `no route ${req.method} ${url.pathname}; this server has ${ADMIN_ROUTES.join(', ')}` },
+          routes: ADMIN_ROUTES,
+        }));
       }
     } catch (err) {
       res.writeHead(500, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: (err as Error).message }));
+      res.end(JSON.stringify({ error: { code: 'MATCHD_INTERNAL', message: (err as Error).message } }));
     }
   }
 

@@ -249,7 +249,9 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw configError(file, [`cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'ENOENT, no such file (`matchd init DIR` writes one)' : code === 'EISDIR' ? 'EISDIR, a folder, not a config file' : code ?? (err as Error).message;
+    throw configError(file, [`cannot read: ${why}`]);
   }
   return parseConfig(text, file, env);
 }

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ActionRunner, type ActionHandler } from './actions/runner.ts';
+import { ActivityLog } from './activity-log.ts';
 import { fileActions } from './actions/file-actions.ts';
 import { outputDirs, sweepStaleTemps } from './actions/temp-files.ts';
 import { AdminServer, type Health } from './admin.ts';
@@ -45,6 +46,8 @@ export interface DaemonOptions {
   now?: () => number;
   /** How often finished jobs past journal.retainDays are pruned (default hourly; tests pass less). */
   pruneEveryMs?: number;
+  /** How often the one-line activity summary is logged while busy (default 10 s; tests pass less). */
+  summaryEveryMs?: number;
 }
 
 interface SourceEntry {
@@ -92,6 +95,7 @@ export class Daemon {
   private journal!: Journal;
   private journalHealth!: JournalHealth;
   private retention: Retention | undefined;
+  private activity: ActivityLog | undefined;
   private matcher!: Matcher;
   private runner!: ActionRunner;
   private admin: AdminServer | undefined;
@@ -228,6 +232,11 @@ export class Daemon {
     }
     this.retention = new Retention(this.journal, this.journalHealth, this.log.child({ component: 'retention' }), c.journal.retainDays, this.opts.pruneEveryMs);
     this.retention.start();
+    this.activity = new ActivityLog({
+      log: this.log, now: this.now, everyMs: this.opts.summaryEveryMs,
+      queued: () => this.journalHealth.run('count queued jobs', () => this.journal.queuedCount(), 0),
+    });
+    this.activity.start();
     this.log.info({ model: this.matcher.manifest.name, provider: this.matcher.provider, sources: this.sources.length }, 'matchd running');
   }
 
@@ -461,6 +470,7 @@ export class Daemon {
     }, false);
     if (!recorded) return;
     this.metrics.jobs.inc({ outcome: o.outcome });
+    this.activity?.recorded(job, rule, o);
     this.runner.kick();
     const waiters = this.jobWaiters.get(String(job.id));
     if (waiters) {
@@ -540,6 +550,7 @@ export class Daemon {
     }
     this.journalHealth?.stop();
     this.retention?.stop();
+    this.activity?.stop();
     try {
       this.journal?.close();
     } catch (err) {

@@ -45,6 +45,10 @@ export const ERROR_CODES = {
   MATCHD_REVIEW_INVALID: 'A review decision names a job that is not waiting for review, a band the rule does not have, or a job whose file is still being moved; nothing was changed',
   MATCHD_CSRF_INVALID: "A state-changing request to the web page lacked a valid CSRF token or came from another origin (403); nothing was changed",
   MATCHD_CALIBRATE_INPUT: 'A file given to matchd calibrate is not CSV or JSON Lines, or has no usable labelled pairs (per-line problems are reported, not fatal)',
+  MATCHD_USAGE: 'A command was called wrongly: an unknown option, a missing or extra argument (exit code 2; `matchd help COMMAND` shows its usage)',
+  MATCHD_PATH_INVALID: 'A file or folder given on the command line does not exist, is of the wrong kind or cannot be read (the message names the option and the path)',
+  MATCHD_NOTHING_TO_DO: 'A command found nothing to act on — no images in a --dir folder, no job or callback a replay names; the message says what was looked at (exit code 1)',
+  MATCHD_BUILD_MISSING: "matchd's compiled JavaScript (dist/) is missing: run `npm run build` (`npm install` runs it)",
   MATCHD_INTERNAL: 'An internal invariant broke (a bug: please report it)',
 } as const;
 

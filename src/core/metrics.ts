@@ -17,7 +17,9 @@ export interface Metrics {
 
 export function createMetrics(): Metrics {
   const registry = new client.Registry();
-  client.collectDefaultMetrics({ register: registry, prefix: 'matchd_process_' });
+  // Node's process metrics under their standard names (process_cpu_seconds_total, nodejs_heap_size_used_bytes...), so
+  // stock Node.js dashboards and alerts work unchanged; matchd's own metrics are the matchd_* ones below.
+  client.collectDefaultMetrics({ register: registry });
   const m: Metrics = {
     registry,
     queueDepth: new client.Gauge({ name: 'matchd_queue_depth', help: 'Jobs journalled and waiting to be scored', registers: [registry] }),

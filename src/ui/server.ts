@@ -120,7 +120,11 @@ export async function startUi(b: UiBackend, admin: AdminServer | undefined, admi
   // A browser gets a page; anything else (curl, a monitor probing the admin port) the routes, as the admin server did.
   const routes = [...(at.shared ? ['GET /metrics', 'GET /healthz'] : []), ...UI_ROUTES];
   app.setNotFoundHandler((req, reply) => {
-    if (!/text\/html/.test(req.headers.accept ?? '')) return reply.code(404).send({ error: 'not found', routes });
+    if (!/text\/html/.test(req.headers.accept ?? '')) {
+      // The same error shape as every other HTTP answer of matchd's: { error: { code, message } }.
+      const message = `no route ${req.method} ${req.url.split('?')[0]}; this server has ${routes.join(', ')}`;
+      return reply.code(404).send({ error: { code: 'MATCHD_REQUEST_INVALID', message }, routes });
+    }
     return ctx.sendError(req, reply, new MatchdError('MATCHD_REQUEST_INVALID', `no page at ${req.url.split('?')[0]}`, { status: 404 }));
   });
 

@@ -112,9 +112,19 @@ describe('daemon: main job', () => {
     assert.match(metrics, /matchd_batch_size_count [1-9]/);
     assert.match(metrics, /matchd_queue_depth /);
     assert.match(metrics, /matchd_compute_seconds_bucket/);
+    // Node's process metrics under the standard names stock dashboards use (not matchd_process_process_...).
+    assert.match(metrics, /^process_cpu_seconds_total \d/m);
+    assert.match(metrics, /^process_resident_memory_bytes \d/m);
+    assert.match(metrics, /^nodejs_heap_size_used_bytes \d/m);
+    assert.match(metrics, /^nodejs_eventloop_lag_seconds \d/m);
+    assert.doesNotMatch(metrics, /matchd_process_/);
+    // An unknown route: the { error: { code, message } } shape of every HTTP error of matchd's.
     const missing = await fetch(`${base}/nope`);
     assert.equal(missing.status, 404);
-    assert.deepEqual(((await missing.json()) as any).routes.slice(0, 2), ['GET /metrics', 'GET /healthz'], 'then the web page\'s routes');
+    const body = (await missing.json()) as any;
+    assert.equal(body.error.code, 'MATCHD_REQUEST_INVALID');
+    assert.match(body.error.message, /no route GET \/nope; this server has GET \/metrics, GET \/healthz, /);
+    assert.deepEqual(body.routes.slice(0, 2), ['GET /metrics', 'GET /healthz'], 'then the web page\'s routes');
   });
 });
 

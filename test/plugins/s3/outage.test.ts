@@ -137,7 +137,7 @@ describe('s3 source: the store down', () => {
     } finally {
       process.stdout.write = write;
     }
-    assert.match(out.join(''), /^re-queued 6 dead tags; /);
+    assert.match(out.join(''), /^re-queued 6 dead tags in /);
     clock.advance(61_000);
     d.daemon.kickActions();
     await waitFor(() => d.finished(6), 'the re-queued tags, then the sidecars, done', 30_000);
