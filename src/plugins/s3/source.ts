@@ -178,28 +178,42 @@ export class S3Source implements SourceInstance {
     const oldestPending = pass.pending.reduce((m, o) => Math.min(m, o.lastModified), Infinity);
     const watermark = pass.pending.length ? oldestPending : pass.maxSeen;
     if (watermark > cursor) this.ctx.state.set('cursor', watermark);
+    // The next incremental polls start after what this sweep took, not from each shard's first key.
+    if (this.config.startAfter) {
+      for (const shard of this.shardPrefixes) {
+        const mine = listing.objects.filter((o) => o.key.startsWith(shard));
+        this.moveShardCursor(shard, mine, pass.pending.filter((o) => o.key.startsWith(shard)), mine.at(-1)?.key);
+      }
+    }
     this.ctx.log.debug({ listed: listing.objects.length, calls: listing.calls, pending: pass.pending.length }, 'S3 sweep done');
     return pass;
   }
 
   /** Each shard's keys after the last one taken (key-ordered writers); a shard's cursor stops before its first pending key. */
   private async incremental(started: number): Promise<Pass> {
-    const shards = this.config.shards.length ? this.config.shards.map((s) => this.config.prefix + s) : [this.config.prefix];
     const cursor = this.ctx.state.get<number>('cursor') ?? 0;
-    const passes = await Promise.all(shards.map(async (shard) => {
-      const after = this.ctx.state.get<string>(`after:${shard}`);
-      const listing = await this.list(shard, after);
+    const passes = await Promise.all(this.shardPrefixes.map(async (shard) => {
+      const listing = await this.list(shard, this.ctx.state.get<string>(`after:${shard}`));
       const pass = await this.process(listing, cursor, started);
-      if (this.stopped) return pass;
-      const firstPending = pass.pending.reduce<string | undefined>((m, o) => (m === undefined || o.key < m ? o.key : m), undefined);
-      const next = firstPending === undefined ? listing.lastKey : listing.objects.filter((o) => o.key < firstPending).at(-1)?.key;
-      if (next !== undefined && (after === undefined || next > after)) this.ctx.state.set(`after:${shard}`, next);
+      if (!this.stopped) this.moveShardCursor(shard, listing.objects, pass.pending, listing.lastKey);
       return pass;
     }));
     return passes.reduce((a, b) => ({
       pending: [...a.pending, ...b.pending], maxSeen: Math.max(a.maxSeen, b.maxSeen), failed: a.failed + b.failed,
       ...(a.halt !== undefined || b.halt !== undefined ? { halt: Math.max(a.halt ?? 0, b.halt ?? 0) } : {}),
     }));
+  }
+
+  private get shardPrefixes(): string[] {
+    return this.config.shards.length ? this.config.shards.map((s) => this.config.prefix + s) : [this.config.prefix];
+  }
+
+  /** A shard's startAfter key moves up to its last key listed, or to just before its first one left for later. */
+  private moveShardCursor(shard: string, objects: Listed[], pending: Listed[], lastKey: string | undefined): void {
+    const after = this.ctx.state.get<string>(`after:${shard}`);
+    const firstPending = pending.reduce<string | undefined>((m, o) => (m === undefined || o.key < m ? o.key : m), undefined);
+    const next = firstPending === undefined ? lastKey : objects.filter((o) => o.key < firstPending).at(-1)?.key;
+    if (next !== undefined && (after === undefined || next > after)) this.ctx.state.set(`after:${shard}`, next);
   }
 
   private async list(listPrefix: string, startAfter?: string, maxPages?: number): Promise<Listing> {

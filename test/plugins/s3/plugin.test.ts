@@ -97,6 +97,37 @@ describe('s3 source instance', () => {
     assert.deepEqual(ctx.accepted.slice(2).map((j) => j.origin!.key), ['incoming/new.png'], 'only the object at the watermark is compared again');
   });
 
+  test('startAfter with shards: a poll lists only the keys after each shard\'s last one taken; keys written out of order or outside the shards wait for the sweep', async () => {
+    const b = await TestBucket.create(rgw);
+    const png = await colourBytes([200, 0, 0]);
+    for (const s of ['a', 'b']) for (let i = 0; i < 5; i++) await b.put(`incoming/${s}/${String(i).padStart(4, '0')}.png`, png);
+    await b.put('incoming/c/unsharded.png', png);
+    const t0 = Date.now();
+    const { src, ctx } = source(b, { startAfter: true, shards: ['a/', 'b/'], sweepIntervalMs: 5000, pageSize: 2 });
+    const keys = (from: number) => ctx.accepted.slice(from).map((j) => String(j.origin!.key)).sort();
+    await src.poll(); // the first poll is a sweep: everything under the prefix
+    assert.equal(src.stats.sweeps, 1);
+    assert.equal(ctx.accepted.length, 11);
+    let listed = src.stats.listed;
+    await src.poll();
+    assert.equal(src.stats.listed - listed, 0, 'nothing after either shard\'s last key: nothing listed');
+    assert.equal(src.stats.listCalls, 6 + 2, 'the sweep took 6 pages of 2; then one empty page per shard');
+    await b.put('incoming/a/0005.png', png);
+    await b.put('incoming/b/0005.png', png);
+    await b.put('incoming/a/0002-late.png', png); // sorts before a/'s last key
+    await b.put('incoming/c/new.png', png);
+    listed = src.stats.listed;
+    await src.poll();
+    assert.deepEqual(keys(11), ['incoming/a/0005.png', 'incoming/b/0005.png']);
+    assert.equal(src.stats.listed - listed, 2, 'only the two new keys were listed');
+    assert.equal(src.stats.sweeps, 1);
+    await new Promise((r) => setTimeout(r, t0 + 5100 - Date.now()));
+    await src.poll(); // sweepIntervalMs has passed: a full listing
+    assert.equal(src.stats.sweeps, 2);
+    assert.deepEqual(keys(13), ['incoming/a/0002-late.png', 'incoming/c/new.png'], 'the sweep found what the incremental polls could not');
+    assert.equal(new Set(ctx.accepted.map((j) => j.dedupeKey)).size, 15, 'each once');
+  });
+
   test('NoSuchBucket and bad credentials stop the source with MATCHD_S3_ACCESS; a refused connection backs off, capped, and shows the store down', async () => {
     const b = await TestBucket.create(rgw);
     const { src, ctx } = source(b, { bucket: 'no-such-bucket' });
