@@ -3,7 +3,8 @@
  * long-polls it. A message is deleted only once the keys it names are handled (journalled, known already, or gone),
  * so a crash leaves it in the queue to come back after its visibility timeout; events that repeat are harmless (the
  * entity tracking dedupes them). Same abstraction as the HTTP push feed (events.ts). No SQS-compatible server is
- * available to the test suite; the message parsing is tested with AWS's documented message shapes.
+ * available to the test suite (none is packaged by Debian): the record parsing is tested with AWS's documented message
+ * shapes (test/plugins/s3/events.test.ts); this receive/delete loop is not tested against a queue.
  */
 import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from '../../core/log.ts';

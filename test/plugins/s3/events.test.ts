@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { parseEvents } from '../../../src/plugins/s3/events.ts';
 import { waitFor } from '../../fixtures/daemon.ts';
 import { cleanupTmpDirs } from '../../fixtures/models.ts';
 import { TestRgw } from '../../fixtures/rgw.ts';
@@ -108,5 +109,23 @@ describe('s3 source: bucket notifications from a real server', () => {
     await d.polls(2);
     assert.equal(d.jobs().length, 8);
     assert.equal(new Set(d.jobs().map((j) => j.dedupeKey)).size, 8);
+  });
+});
+
+describe('s3 event records', () => {
+  test("AWS's shapes (as SQS delivers them, directly or in an SNS envelope): URL-encoded keys decoded, removals flagged, test events and other kinds ignored; RGW's keys as they are", () => {
+    const aws = (eventName: string, key: string) => ({ eventVersion: '2.1', eventSource: 'aws:s3', eventName, s3: { bucket: { name: 'shop' }, object: { key, size: 5, eTag: 'x' } } });
+    const body = { Records: [aws('ObjectCreated:Put', 'incoming/red+dress+%2B+%C3%BC.png'), aws('ObjectRemoved:Delete', 'incoming/a%25b.png'), aws('ObjectRestore:Completed', 'incoming/c.png'), aws('ObjectCreated:CompleteMultipartUpload', 'incoming/bad%E0.png')] };
+    const expected = [
+      { bucket: 'shop', key: 'incoming/red dress + ü.png', created: true },
+      { bucket: 'shop', key: 'incoming/a%b.png', created: false },
+      { bucket: 'shop', key: 'incoming/bad%E0.png', created: true }, // not valid percent-encoding: kept as sent
+    ];
+    assert.deepEqual(parseEvents(body), expected);
+    assert.deepEqual(parseEvents({ Type: 'Notification', MessageId: 'm', TopicArn: 'arn:aws:sns:eu-west-1:1:t', Message: JSON.stringify(body) }), expected);
+    assert.deepEqual(parseEvents({ Service: 'Amazon S3', Event: 's3:TestEvent', Bucket: 'shop' }), []);
+    assert.deepEqual(parseEvents({ Records: [{ eventSource: 'ceph:s3', eventName: 's3:ObjectCreated:Put', s3: { bucket: { name: 'b' }, object: { key: 'x/a b+c%20.png' } } }] }), [{ bucket: 'b', key: 'x/a b+c%20.png', created: true }]);
+    assert.throws(() => parseEvents({ Records: 5 }), /Records is not a list/);
+    assert.throws(() => parseEvents('text'), /not a JSON object/);
   });
 });
