@@ -19,6 +19,7 @@ import type { ActionHandler, HealthState, PluginContext, SourceInstance } from '
 import { makeActions } from './actions.ts';
 import { type RegionChoice, backoffMs, classify, describe, endpointOf, errorCode, makeClient, regionResolver } from './client.ts';
 import type { S3Config } from './config.ts';
+import { EventQueue, type Looked } from './event-queue.ts';
 import { type EventFeed, HttpEventFeed, type ObjectEvent } from './events.ts';
 import { KeyFilter } from './glob.ts';
 import { TEXTS_SUFFIX } from './item-texts.ts';
@@ -67,10 +68,8 @@ export class S3Source implements SourceInstance {
   private health: { state: HealthState; detail?: string } = { state: 'ok' };
   /** Dedupe keys being taken now (a sweep and an event may name the same object at once). */
   private readonly taking = new Set<string>();
-  /** Keys named by events, when to look at them, and who waits for them to be handled. */
-  private readonly queued = new Map<string, { due: number; tries: number; done: (() => void)[] }>();
-  private draining: Promise<void> | undefined;
-  private eventTimer: NodeJS.Timeout | undefined;
+  /** Keys named by events, waiting to be looked at. */
+  private readonly events: EventQueue;
 
   constructor(private readonly ctx: PluginContext, private readonly config: S3Config, client?: S3Client) {
     this.region = regionResolver(config);
@@ -82,6 +81,7 @@ export class S3Source implements SourceInstance {
     this.taker = new Taker(ctx, this.client, config, this.abort.signal, () => this.stopped);
     this.actions = makeActions(this.client, config, ctx.log, ctx.state);
     const ev = config.events;
+    this.events = new EventQueue(config.downloadConcurrency, (key, tries) => this.lookAt(key, tries));
     this.feed = ev?.http ? new HttpEventFeed(ev.http, ctx.log) : ev?.sqs ? new SqsEventFeed(ev.sqs, config, ctx.log) : undefined;
   }
 
@@ -284,8 +284,7 @@ export class S3Source implements SourceInstance {
    * soon; resolves once each is handled (journalled, known, gone), however many tries that takes.
    */
   private onEvents(events: ObjectEvent[]): Promise<void> {
-    const now = Date.now();
-    const waits: Promise<void>[] = [];
+    const keys: string[] = [];
     for (const e of events) {
       if (e.bucket !== this.config.bucket || !e.key.startsWith(this.config.prefix)) continue;
       this.stats.events++;
@@ -294,61 +293,33 @@ export class S3Source implements SourceInstance {
         continue;
       }
       const key = e.key.endsWith(TEXTS_SUFFIX) ? e.key.slice(0, -TEXTS_SUFFIX.length) : e.key;
-      if (!this.filter.accepts(key.slice(this.config.prefix.length))) continue;
-      const q = this.queued.get(key) ?? { due: now, tries: 0, done: [] };
-      this.queued.set(key, q);
-      waits.push(new Promise((resolve) => q.done.push(resolve)));
+      if (this.filter.accepts(key.slice(this.config.prefix.length))) keys.push(key);
     }
-    this.drainEvents();
-    return Promise.all(waits).then(() => {});
+    return this.events.add(keys);
   }
 
-  private drainEvents(): void {
-    if (this.draining || this.stopped) return;
-    this.draining = this.drain().finally(() => {
-      this.draining = undefined;
-      clearTimeout(this.eventTimer);
-      let due = Infinity;
-      for (const q of this.queued.values()) due = Math.min(due, q.due);
-      if (Number.isFinite(due) && !this.stopped) this.eventTimer = setTimeout(() => this.drainEvents(), Math.max(0, due - Date.now()));
-    });
-  }
-
-  /** Look at every key an event named that is due: list it (with its companion) and take it like a listing would. */
-  private async drain(): Promise<void> {
-    for (;;) {
-      const now = Date.now();
-      const due = [...this.queued].filter(([, q]) => q.due <= now).slice(0, this.config.downloadConcurrency);
-      if (due.length === 0 || this.stopped) return;
-      await Promise.all(due.map(async ([key, q]) => {
-        this.queued.delete(key);
-        const later = (ms: number) => {
-          const again = this.queued.get(key); // named again meanwhile: one entry, every waiter
-          this.queued.set(key, { due: Date.now() + ms, tries: q.tries + 1, done: [...q.done, ...(again?.done ?? [])] });
-        };
-        const backoff = () => later(backoffMs(q.tries + 1, Math.max(1, this.config.backoff.initialMs), this.config.backoff.maxMs));
-        try {
-          const listing = await this.list(key, undefined, 1);
-          const o = listing.objects.find((x) => x.key === key);
-          if (o) {
-            const companion = listing.companions.get(key);
-            const ripe = Math.max(o.lastModified, companion?.lastModified ?? 0) + this.config.minAgeMs;
-            if (ripe > Date.now()) return later(ripe - Date.now());
-            const v = await this.consider(o, companion, this.ctx.state.get<number>('cursor') ?? 0);
-            if (v === 'failed' || v === 'busy') return backoff();
-            if (v === 'halt') return later(this.taker.haltFor);
-          }
-          q.done.forEach((f) => f()); // taken, known, or gone since
-        } catch (err) {
-          if (this.stopped) return;
-          if (classify(err) === 'fatal') {
-            this.fatal(err);
-            return later(this.config.backoff.maxMs);
-          }
-          this.ctx.log.warn({ key, code: errorCode(err) }, `looking at s3://${this.config.bucket}/${key} after an event failed: ${describe(err)}; tried again`);
-          backoff();
-        }
-      }));
+  /** Look at a key an event named: list it (with its companion) and take it like a listing would. */
+  private async lookAt(key: string, tries: number): Promise<Looked> {
+    const backoff = { againInMs: backoffMs(tries + 1, Math.max(1, this.config.backoff.initialMs), this.config.backoff.maxMs) };
+    try {
+      const listing = await this.list(key, undefined, 1);
+      const o = listing.objects.find((x) => x.key === key);
+      if (!o) return 'handled'; // gone since
+      const companion = listing.companions.get(key);
+      const ripe = Math.max(o.lastModified, companion?.lastModified ?? 0) + this.config.minAgeMs;
+      if (ripe > Date.now()) return { againInMs: ripe - Date.now() };
+      const v = await this.consider(o, companion, this.ctx.state.get<number>('cursor') ?? 0);
+      if (v === 'failed' || v === 'busy') return backoff;
+      if (v === 'halt') return { againInMs: this.taker.haltFor };
+      return 'handled'; // taken or known
+    } catch (err) {
+      if (this.stopped) return backoff;
+      if (classify(err) === 'fatal') {
+        this.fatal(err);
+        return { againInMs: this.config.backoff.maxMs };
+      }
+      this.ctx.log.warn({ key, code: errorCode(err) }, `looking at s3://${this.config.bucket}/${key} after an event failed: ${describe(err)}; tried again`);
+      return backoff;
     }
   }
 
@@ -387,12 +358,12 @@ export class S3Source implements SourceInstance {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    clearTimeout(this.eventTimer);
+    const events = this.events.stop(); // no more looks start; the ones under way end with the abort below
     await this.feed?.stop();
     this.watch.stop();
     this.abort.abort();
     await this.current?.catch(() => {});
-    await this.draining?.catch(() => {});
+    await events;
     clearTimeout(this.timer);
     // The client is not destroyed: the daemon drains this source's pending actions (tag, s3copy...) after stop().
     // Its idle keep-alive sockets are unref'd and do not hold the process open.
