@@ -150,16 +150,17 @@ describe('s3 source: objects on a real server', () => {
     assert.deepEqual(await m.keys(), ['sorted/adopt/item.png']);
   });
 
-  test('objects deleted while they are scored or after, before their actions: tag, s3copy and s3sidecar are done with a note, none dead, no orphan output', async () => {
+  test('objects deleted as soon as they are journalled (scored from the download) or after scoring, before their actions: tag, s3copy and s3sidecar are done with a note, none dead, no orphan output', async () => {
     const b = await TestBucket.create(rgw);
     const g = await gate();
     const rules = { colours: { texts: ['a red product'], actions: { default: [{ callback: { endpoint: 'crm' } }, { tag: {} }, { s3copy: { prefix: 'sorted/{band}/' } }, { s3sidecar: { prefix: 'results/' } }] } } };
-    // Batches wait up to 1.5 s to fill: an object is deleted while its job waits to be scored.
-    const d = await start(b, { rules, model: { maxBatch: 64, maxDelayMs: 1500 }, callbacks: { endpoints: { crm: { url: g.url, secret: ENDPOINT_SECRET } } } });
+    // The callback comes first and is held: the job's S3 actions wait behind it until the objects are gone. (Whether
+    // the first object is gone before or after its scoring depends on the batcher, which does not wait for a partial
+    // batch when nothing else is decoding; it is scored from its download either way.)
+    const d = await start(b, { rules, callbacks: { endpoints: { crm: { url: g.url, secret: ENDPOINT_SECRET } } } });
     await b.put('incoming/during.png', await colourBytes(RED));
     await waitFor(() => d.jobs().length === 1, 'journalled', 10_000, 10);
     await b.delete('incoming/during.png');
-    assert.notEqual(d.jobs()[0]!.state, 'done', 'deleted before it was scored');
     await b.put('incoming/after.png', await colourBytes(RED));
     await waitFor(() => d.jobs().length === 2 && d.jobs().every((j) => j.state === 'done') && g.received() >= 2, 'both scored, their callbacks held');
     await b.delete('incoming/after.png');
