@@ -1,4 +1,7 @@
-/** `matchd replay <jobId> | --since DURATION [--config FILE]`: re-queue webhook callbacks (dead-lettered or delivered). */
+/**
+ * `matchd replay JOB_ID | --since DURATION | --dead [--kind KIND] [--config FILE]`: re-queue a kind of action
+ * (callbacks by default; `tag`, `s3copy`, `move`...): dead-lettered or done, or with `--dead` only dead ones.
+ */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -10,7 +13,9 @@ import { Journal } from '../core/journal.ts';
 import { UsageError, packageRoot } from './args.ts';
 
 export const replayUsage = `matchd replay JOB_ID [--config FILE]       re-send a job's webhook callbacks (same webhook-id, fresh signature)
-matchd replay --since 2h [--config FILE]   re-send callbacks of jobs finished since then (s, m, h, d or an ISO date)`;
+matchd replay --since 2h [--config FILE]   re-send callbacks of jobs finished since then (s, m, h, d or an ISO date)
+matchd replay --dead [--since 2h | JOB_ID] re-queue only dead-lettered actions (of every job unless narrowed)
+  --kind KIND                              the action kind to re-queue: callback (default), tag, s3copy, s3sidecar, move, copy, sidecar...`;
 
 /** `90s`, `30m`, `2h`, `1d` or an ISO date → epoch milliseconds. */
 export function parseSince(v: string, now = Date.now()): number {
@@ -53,21 +58,26 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, since: { type: 'string' }, kind: { type: 'string', default: 'callback' } },
+    options: { config: { type: 'string', short: 'c' }, since: { type: 'string' }, kind: { type: 'string', default: 'callback' }, dead: { type: 'boolean', default: false } },
   });
-  if ((positionals.length === 1) === (values.since !== undefined) || positionals.length > 1) throw new UsageError('replay takes one job id or --since');
+  const kind = values.kind!;
+  if (!/^[a-z][a-z0-9-]*$/i.test(kind)) throw new UsageError(`--kind takes an action kind like callback, tag or s3copy; got ${JSON.stringify(kind)}`);
+  if (positionals.length > 1 || (positionals.length === 1 && values.since !== undefined)) throw new UsageError('replay takes one job id or --since, not both');
+  if (positionals.length === 0 && values.since === undefined && !values.dead) throw new UsageError('replay takes a job id, --since, or --dead');
   const file = path.resolve(values.config ?? path.join(packageRoot, 'config', 'default.yaml'));
   // Say which config and journal were looked at: without --config it is the package's default one.
   const from = `${values.config === undefined ? 'the default config ' : ''}${file}`;
   const db = journalPath(file, 'replay');
   if (!fs.existsSync(db)) throw new MatchdError('MATCHD_JOURNAL', `no journal at ${db} (journal.path of ${from}); give the daemon's config with --config FILE`);
-  let which: { jobId: number } | { sinceMs: number };
+  let which: { jobId: number } | { sinceMs: number } | { all: true };
   if (positionals.length === 1) {
     const id = Number(positionals[0]);
     if (!Number.isSafeInteger(id) || id <= 0) throw new UsageError(`a job id is a positive integer; got ${JSON.stringify(positionals[0])}`);
     which = { jobId: id };
-  } else which = { sinceMs: parseSince(values.since!) };
-  const kind = values.kind!;
+  } else if (values.since !== undefined) which = { sinceMs: parseSince(values.since) };
+  else which = { all: true };
+  const dead = values.dead!;
+  const what = `${dead ? 'dead ' : ''}${kind}`;
   const journal = new Journal(db);
   try {
     const where = `in ${db} (from ${from})`;
@@ -76,15 +86,24 @@ export async function replayCommand(argv: string[]): Promise<number> {
       if (!job) throw new MatchdError('MATCHD_NOTHING_TO_DO', `no job ${which.jobId} ${where}; nothing re-queued`);
       const actions = journal.actionsOf(which.jobId).filter((a) => a.kind === kind);
       if (!actions.length) throw new MatchdError('MATCHD_NOTHING_TO_DO', `job ${which.jobId} (${job.state}, rule ${job.rule}) has no ${kind} actions ${where}; nothing re-queued`);
-      const n = journal.replay(kind, which);
-      if (n === 0) throw new MatchdError('MATCHD_NOTHING_TO_DO', `job ${which.jobId}'s ${actions.length} ${kind}(s) are already pending ${where}: a running daemon is sending them`);
-      process.stdout.write(`re-queued ${n} ${kind}${n === 1 ? '' : 's'} of job ${which.jobId} ${where}; a running daemon sends them within a second\n`);
+      const n = journal.replay(kind, which, { dead });
+      if (n === 0) {
+        throw new MatchdError('MATCHD_NOTHING_TO_DO', dead
+          ? `job ${which.jobId} has no dead ${kind} ${where}; nothing re-queued`
+          : `job ${which.jobId}'s ${actions.length} ${kind}(s) are already pending ${where}: a running daemon is sending them`);
+      }
+      process.stdout.write(`re-queued ${n} ${what}${n === 1 ? '' : 's'} of job ${which.jobId} ${where}; a running daemon runs them within a second\n`);
       return 0;
     }
-    const since = new Date(which.sinceMs).toISOString();
-    const n = journal.replay(kind, which);
-    if (n === 0) throw new MatchdError('MATCHD_NOTHING_TO_DO', `no ${kind} of a job finished since ${since} to re-queue ${where}`);
-    process.stdout.write(`re-queued ${n} ${kind}${n === 1 ? '' : 's'} since ${since} (jobs finished since then) ${where}; a running daemon sends them within a second\n`);
+    const n = journal.replay(kind, which, { dead });
+    if ('sinceMs' in which) {
+      const since = new Date(which.sinceMs).toISOString();
+      if (n === 0) throw new MatchdError('MATCHD_NOTHING_TO_DO', `no ${what} of a job finished since ${since} to re-queue ${where}`);
+      process.stdout.write(`re-queued ${n} ${what}${n === 1 ? '' : 's'} since ${since} (jobs finished since then) ${where}; a running daemon runs them within a second\n`);
+      return 0;
+    }
+    if (n === 0) throw new MatchdError('MATCHD_NOTHING_TO_DO', `no dead ${kind} to re-queue ${where}`);
+    process.stdout.write(`re-queued ${n} ${what}${n === 1 ? '' : 's'} ${where}; a running daemon runs them within a second\n`);
     return 0;
   } finally {
     journal.close();

@@ -34,9 +34,6 @@ const SQL = {
   updatePayload: 'UPDATE outbox SET payload = ? WHERE id = ?',
   actionDone: `UPDATE outbox SET state = 'done', attempts = attempts + 1, last_error = NULL WHERE id = ?`,
   actionFailed: `UPDATE outbox SET attempts = attempts + 1, last_error = ?, state = ?, next_at = COALESCE(?, next_at) WHERE id = ?`,
-  replayJob: `UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?, last_error = NULL WHERE kind = ? AND job_id = ? AND state != 'pending'`,
-  replaySince: `UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?, last_error = NULL WHERE kind = ? AND state != 'pending'
-                    AND job_id IN (SELECT id FROM jobs WHERE updated_at >= ?)`,
   actionsOf: 'SELECT * FROM outbox WHERE job_id = ? ORDER BY seq',
   nextActionAt: `SELECT MIN(next_at) AS t FROM outbox WHERE state = 'pending'`,
   pendingActions: `SELECT COUNT(*) AS n FROM outbox WHERE state = 'pending'`,

@@ -138,13 +138,18 @@ export class Journal {
   }
 
   /**
-   * Make finished or dead actions of `kind` due again (e.g. `matchd replay`): for one job, or for every job
-   * finished since `sinceMs`. Returns how many. A running daemon picks them up within a second.
+   * Make finished or dead actions of `kind` due again (e.g. `matchd replay`): for one job, for every job finished
+   * since `sinceMs`, or (with `dead`) for every job; `dead`: only dead-lettered ones, not those done. Returns how
+   * many. A running daemon picks them up within a second.
    */
-  replay(kind: string, which: { jobId: number } | { sinceMs: number }): number {
+  replay(kind: string, which: { jobId: number } | { sinceMs: number } | { all: true }, opts: { dead?: boolean } = {}): number {
     const t = this.now();
-    if ('jobId' in which) return this.st.replayJob.run(t, kind, which.jobId).changes;
-    return this.st.replaySince.run(t, kind, which.sinceMs).changes;
+    // Prepared per call, unlike the hot paths' statements: six variants, run once per `matchd replay`.
+    const states = opts.dead ? `state = 'dead'` : `state != 'pending'`;
+    const set = `UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?, last_error = NULL WHERE kind = ? AND ${states}`;
+    if ('jobId' in which) return this.db.prepare(`${set} AND job_id = ?`).run(t, kind, which.jobId).changes;
+    if ('sinceMs' in which) return this.db.prepare(`${set} AND job_id IN (SELECT id FROM jobs WHERE updated_at >= ?)`).run(t, kind, which.sinceMs).changes;
+    return this.db.prepare(set).run(t, kind).changes;
   }
 
   /** The actions of one job, in order, with their state (for status endpoints and tests). */

@@ -25,12 +25,21 @@ function fill(template: string, vars: Record<string, string>, baseDir: string): 
   return path.resolve(baseDir, template.replace(/\{(band|outcome|rule|source)\}/g, (_, k: string) => vars[k]!));
 }
 
+/**
+ * How people know a job's item: its source's `origin.uri` when it has one (an S3 object's `s3://bucket/key`: its
+ * local file is only a download in the spool), else the image's path.
+ */
+export function shownPath(job: Pick<Job, 'imagePath' | 'origin'>): string {
+  return typeof job.origin.uri === 'string' && job.origin.uri ? job.origin.uri : job.imagePath;
+}
+
 /** The JSON a sidecar holds and a log line carries. */
 export function resultDocument(job: Job, o: ScoredOutcome, model: { name: string; version: string; provider: string }): Record<string, unknown> {
+  const shown = shownPath(job);
   return {
     jobId: job.id,
-    file: path.basename(job.imagePath),
-    originalPath: job.imagePath,
+    file: path.posix.basename(shown),
+    originalPath: shown,
     source: job.source,
     rule: job.rule,
     outcome: o.outcome,

@@ -14,7 +14,7 @@ import type { Job } from './journal.ts';
 import type { Logger } from './log.ts';
 import type { ImageEmbedding, Matcher, TextEmbedding } from './matcher.ts';
 import type { Metrics } from './metrics.ts';
-import { decide, planActions, resultDocument, type ScoredOutcome } from './router.ts';
+import { decide, planActions, resultDocument, shownPath, type ScoredOutcome } from './router.ts';
 import { scoreTexts } from './scoring.ts';
 import type { JobTexts } from './texts.ts';
 
@@ -127,8 +127,11 @@ export class Scorer {
   fail(job: Job, error: MatchdError): void {
     const rule = this.o.config.rules[job.rule];
     this.o.metrics.errors.inc({ code: error.code });
-    this.o.log.warn({ jobId: job.id, file: job.imagePath, code: error.code, err: error.message }, 'image could not be scored');
-    const outcome: ScoredOutcome = { outcome: 'error', error: { code: error.code, message: error.message } };
+    // Errors name the image file; for an item whose file is a download (an S3 object), name the item instead.
+    const shown = shownPath(job);
+    const message = shown === job.imagePath ? error.message : error.message.split(job.imagePath).join(shown);
+    this.o.log.warn({ jobId: job.id, file: shown, code: error.code, err: message }, 'image could not be scored');
+    const outcome: ScoredOutcome = { outcome: 'error', error: { code: error.code, message } };
     if (!rule) {
       this.o.health.run('record a failure', () => this.o.journal.complete(job.id, 'error', outcome, [], true), undefined);
       return;

@@ -1,21 +1,21 @@
 // Nodes sharing a PostgreSQL journal, in this process: two intake nodes polling the same S3 bucket (the tests' real
-// s3rver) score each object once, the S3 actions running on a worker that never polls; and the database restarted
+// Ceph RGW) score each object once, the S3 actions running on a worker that never polls; and the database restarted
 // mid-run: every node degrades (/healthz 503, MATCHD_JOURNAL_UNREACHABLE), reconnects by itself, nothing is lost.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Daemon } from '../../src/core/daemon.ts';
 import { clusterWorkspace, startInProcess } from '../fixtures/cluster.ts';
 import { colourImage, listFiles, waitFor } from '../fixtures/daemon.ts';
 import { cleanupTmpDirs } from '../fixtures/models.ts';
 import { startPostgres, type PgServer } from '../fixtures/postgres.ts';
-import { TestS3, colourBytes, put, tagsOf } from '../fixtures/s3.ts';
+import { TestRgw } from '../fixtures/rgw.ts';
+import { TestBucket, colourBytes } from '../fixtures/s3.ts';
 
 let server: PgServer;
 const running: Daemon[] = [];
-const s3s: TestS3[] = [];
+let rgw: TestRgw | undefined;
 
 const count = async (url: string, sql: string) => (await server.sql<{ n: number }>(url, sql))[0]!.n;
 
@@ -25,17 +25,17 @@ describe('postgres: nodes sharing intake, and a database restart', () => {
   });
   after(async () => {
     for (const d of running) await d.stop().catch(() => {});
-    for (const s of s3s) await s.stop();
+    await rgw?.stop();
     server?.destroy();
     cleanupTmpDirs();
   });
 
   test('two intake nodes polling one bucket: each object journalled and scored once; tags and copies made by the worker', { timeout: 180_000 }, async () => {
-    const s3 = await new TestS3().start();
-    s3s.push(s3);
+    rgw = await TestRgw.start([]);
+    const bucket = await TestBucket.create(rgw);
     const url = await server.createDatabase('s3two');
     const ws = clusterWorkspace(url, {
-      sources: [{ type: 's3', name: 's3in', rule: 'colours', options: s3.sourceOptions({ pollIntervalMs: 50 }) }],
+      sources: [{ type: 's3', name: 's3in', rule: 'colours', options: bucket.options({ pollIntervalMs: 50 }) }],
       rules: { colours: { texts: ['a red product'], actions: { default: [{ tag: {} }, { s3copy: { prefix: 'sorted/{band}/' } }], error: [{ tag: {} }] } } },
     });
     const worker = await startInProcess(ws, 'worker', 'w1');
@@ -44,9 +44,8 @@ describe('postgres: nodes sharing intake, and a database restart', () => {
     const i2 = await startInProcess(ws, 'intake', 'i2');
     running.push(i1, i2);
     const N = 30;
-    const client = s3.client();
     const red = await colourBytes([220, 20, 20]);
-    for (let i = 0; i < N; i++) await put(client, `incoming/o-${String(i).padStart(2, '0')}.png`, red);
+    for (let i = 0; i < N; i++) await bucket.put(`incoming/o-${String(i).padStart(2, '0')}.png`, red);
     await waitFor(async () => (await count(url, `SELECT count(*)::int AS n FROM jobs WHERE state = 'done'`)) === N
       && (await count(url, `SELECT count(*)::int AS n FROM outbox WHERE state != 'done'`)) === 0, 'every object scored and acted on', 120_000, 100);
     // a few more polls by both: nothing new
@@ -55,8 +54,8 @@ describe('postgres: nodes sharing intake, and a database restart', () => {
     assert.equal(await count(url, `SELECT count(*)::int AS n FROM outbox WHERE kind = 'tag'`), N, 'one tag action per object');
     for (let i = 0; i < N; i++) {
       const name = `o-${String(i).padStart(2, '0')}.png`;
-      assert.equal((await tagsOf(client, `incoming/${name}`))['matchd-band'], 'adopt', name);
-      await client.send(new HeadObjectCommand({ Bucket: 'bucket', Key: `sorted/adopt/${name}` }));
+      assert.equal((await bucket.tags(`incoming/${name}`))['matchd-band'], 'adopt', name);
+      assert.ok(await bucket.exists(`sorted/adopt/${name}`), `sorted/adopt/${name}`);
     }
     // both intake nodes polled (and raced): each submitted some; their spools are empty (scored copies deleted by
     // the worker, the loser's duplicate download by the core)

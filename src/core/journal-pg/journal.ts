@@ -242,11 +242,13 @@ export class PgJournal implements JournalApi {
       [error, retryAt === null ? 'dead' : 'pending', retryAt, action.id]);
   }
 
-  replay(kind: string, which: { jobId: number } | { sinceMs: number }): number {
+  replay(kind: string, which: { jobId: number } | { sinceMs: number } | { all: true }, opts: { dead?: boolean } = {}): number {
     const t = this.now();
-    const set = `UPDATE outbox SET state = 'pending', attempts = 0, next_at = $1, last_error = NULL, claim_owner = NULL, claim_until = NULL WHERE kind = $2 AND state != 'pending'`;
+    const states = opts.dead ? `state = 'dead'` : `state != 'pending'`;
+    const set = `UPDATE outbox SET state = 'pending', attempts = 0, next_at = $1, last_error = NULL, claim_owner = NULL, claim_until = NULL WHERE kind = $2 AND ${states}`;
     if ('jobId' in which) return this.bridge.query(`${set} AND job_id = $3`, [t, kind, which.jobId]).rowCount;
-    return this.bridge.query(`${set} AND job_id IN (SELECT id FROM jobs WHERE updated_at >= $3)`, [t, kind, which.sinceMs]).rowCount;
+    if ('sinceMs' in which) return this.bridge.query(`${set} AND job_id IN (SELECT id FROM jobs WHERE updated_at >= $3)`, [t, kind, which.sinceMs]).rowCount;
+    return this.bridge.query(set, [t, kind]).rowCount;
   }
 
   actionsOf(jobId: number): (Action & { state: string; lastError: string | null })[] {

@@ -1,128 +1,87 @@
-// The S3 source against a real S3 server (s3rver on 127.0.0.1, started here): scoring and tagging/copying new
-// objects, same-second bursts exactly once, overwrites, minimum age, a store that goes away mid-poll, per-item codes.
+// The S3 source in the daemon against a real S3 server (Ceph RGW on 127.0.0.1, started here): scoring and
+// tagging/copying new objects, same-second bursts exactly once, overwrites, minimum age, a gateway killed mid-poll,
+// per-item codes, credentials that never reach the log.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
-import { GetObjectCommand, HeadObjectCommand, PutObjectTaggingCommand } from '@aws-sdk/client-s3';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { PutObjectTaggingCommand } from '@aws-sdk/client-s3';
 import { loadConfig } from '../../../src/core/config.ts';
 import { Daemon } from '../../../src/core/daemon.ts';
-import { createLogger, silentLogger } from '../../../src/core/log.ts';
+import { createLogger } from '../../../src/core/log.ts';
 import { builtinRegistry } from '../../../src/plugins/index.ts';
-import { waitFor, workspace, type Workspace } from '../../fixtures/daemon.ts';
+import { waitFor, workspace } from '../../fixtures/daemon.ts';
 import { cleanupTmpDirs } from '../../fixtures/models.ts';
-import { TestS3, colourBytes, jobsOf, put, tagsOf, unfinishedActions } from '../../fixtures/s3.ts';
+import { RGW_CREDENTIALS, TestRgw } from '../../fixtures/rgw.ts';
+import { BLUE, RED, RULES, S3Daemon } from '../../fixtures/s3-daemon.ts';
+import { TestBucket, colourBytes, jobsOf, unfinishedActions } from '../../fixtures/s3.ts';
 
-const RED: [number, number, number] = [220, 20, 20];
-const BLUE: [number, number, number] = [20, 40, 220];
+let rgw: TestRgw;
+const running: S3Daemon[] = [];
 
-const running: Daemon[] = [];
-const servers: TestS3[] = [];
-
-async function server(): Promise<TestS3> {
-  const s = await new TestS3().start();
-  servers.push(s);
-  return s;
-}
-
-const RULES = {
-  colours: {
-    texts: ['a red product'],
-    actions: {
-      default: [{ tag: {} }, { s3copy: { prefix: 'sorted/{band}/' } }, { s3sidecar: { prefix: 'results/' } }],
-      error: [{ tag: { tags: { 'matchd-band': '{band}' } } }, { s3sidecar: { prefix: 'results/' } }],
-    },
-  },
-};
-
-function setup(s3: TestS3, options: Record<string, unknown> = {}, model: object = {}): Workspace {
-  return workspace({ sources: [{ type: 's3', name: 's3in', rule: 'colours', options: s3.sourceOptions(options) }], rules: RULES, model });
-}
-
-async function start(ws: Workspace): Promise<Daemon> {
-  const d = await Daemon.start(loadConfig(ws.configFile), { baseDir: ws.root, registry: builtinRegistry(), logger: silentLogger() });
+async function start(b: TestBucket, options: Record<string, unknown> = {}, model: object = {}): Promise<S3Daemon> {
+  const d = await S3Daemon.start(b, { options, model });
   running.push(d);
   return d;
 }
 
-/** The s3 source's entry on /healthz. */
-const health = (d: Daemon) => (d.health().sources as Record<string, { state: string; detail?: string } | undefined>).s3in;
-const journal = (ws: Workspace) => path.join(ws.root, 'var', 'journal.db');
-const jobs = (ws: Workspace) => jobsOf(journal(ws), 's3in');
-const finished = (ws: Workspace, n: number) => {
-  const js = jobs(ws);
-  return js.length === n && js.every((j) => j.state === 'done' || j.state === 'failed') && unfinishedActions(journal(ws)).length === 0;
-};
-const spool = (ws: Workspace) => fs.readdirSync(path.join(ws.root, 'var', 'spool', 's3in'));
-/** Resolves once the source has completed `n` more listings (the watermark's timestamp moves each poll). */
-async function polls(d: Daemon, n: number): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    const before = d.journalForTools.pluginGet('s3in', 'lastListedAt');
-    await waitFor(() => d.journalForTools.pluginGet('s3in', 'lastListedAt') !== before, 'another S3 poll', 10_000, 20);
-  }
-}
-
-async function text(s3: TestS3, key: string): Promise<string> {
-  const r = await s3.client().send(new GetObjectCommand({ Bucket: 'bucket', Key: key }));
-  return r.Body!.transformToString();
-}
-
 describe('s3 source', () => {
+  before(async () => {
+    rgw = await TestRgw.start([]);
+  });
   afterEach(async () => {
     await Promise.all(running.splice(0).map((d) => d.stop()));
-    await Promise.all(servers.splice(0).map((s) => s.stop()));
   });
-  after(cleanupTmpDirs);
+  after(async () => {
+    await rgw.stop();
+    cleanupTmpDirs();
+  });
 
   test('new objects are scored, tagged (merged with existing tags), copied per band and get a result sidecar', async () => {
-    const s3 = await server();
-    const c = s3.client();
-    const ws = setup(s3);
-    const d = await start(ws);
-    const redTag = await put(c, 'incoming/shop/red.jpg', await colourBytes(RED, 'jpeg'));
-    await c.send(new PutObjectTaggingCommand({ Bucket: 'bucket', Key: 'incoming/shop/red.jpg', Tagging: { TagSet: [{ Key: 'owner', Value: 'alice' }] } }));
-    await put(c, 'incoming/blue.png', await colourBytes(BLUE));
-    await put(c, 'elsewhere/red.png', await colourBytes(RED)); // outside the prefix
-    await put(c, 'incoming/readme.txt', 'not listed: not an image extension');
-    await waitFor(() => finished(ws, 2), 'two jobs scored with all their actions done');
+    const b = await TestBucket.create(rgw);
+    const d = await start(b);
+    const redTag = await b.put('incoming/shop/red.jpg', await colourBytes(RED, 'jpeg'));
+    await b.client.send(new PutObjectTaggingCommand({ Bucket: b.name, Key: 'incoming/shop/red.jpg', Tagging: { TagSet: [{ Key: 'owner', Value: 'alice' }] } }));
+    await b.put('incoming/blue.png', await colourBytes(BLUE));
+    await b.put('elsewhere/red.png', await colourBytes(RED)); // outside the prefix
+    await b.put('incoming/readme.txt', 'not listed: not an image extension');
+    await waitFor(() => d.finished(2), 'two jobs scored with all their actions done');
 
-    const byKey = Object.fromEntries(jobs(ws).map((j) => [String(j.origin.key), j]));
+    const byKey = d.byKey();
     assert.deepEqual(Object.keys(byKey).sort(), ['incoming/blue.png', 'incoming/shop/red.jpg']);
-    assert.equal(byKey['incoming/shop/red.jpg']!.dedupeKey, `s3:bucket/incoming/shop/red.jpg@${redTag}`);
+    assert.equal(byKey['incoming/shop/red.jpg']!.dedupeKey, `s3:${b.name}/incoming/shop/red.jpg@${redTag}`);
     assert.equal(byKey['incoming/shop/red.jpg']!.outcome, 'adopt');
     assert.equal(byKey['incoming/blue.png']!.outcome, 'reject');
 
-    const tags = await tagsOf(c, 'incoming/shop/red.jpg');
+    const tags = await b.tags('incoming/shop/red.jpg');
     assert.equal(tags.owner, 'alice');
     assert.equal(tags['matchd-band'], 'adopt');
     assert.match(tags['matchd-score']!, /^(0|1)\.\d\d$/);
-    assert.equal((await tagsOf(c, 'incoming/blue.png'))['matchd-band'], 'reject');
+    assert.equal((await b.tags('incoming/blue.png'))['matchd-band'], 'reject');
 
-    const copy = await c.send(new HeadObjectCommand({ Bucket: 'bucket', Key: 'sorted/adopt/shop/red.jpg' }));
-    assert.equal(copy.ETag?.replace(/"/g, ''), redTag);
-    await c.send(new HeadObjectCommand({ Bucket: 'bucket', Key: 'sorted/reject/blue.png' }));
-    await c.send(new HeadObjectCommand({ Bucket: 'bucket', Key: 'incoming/shop/red.jpg' })); // no deleteSource: still there
+    assert.equal((await b.head('sorted/adopt/shop/red.jpg'))?.etag, redTag);
+    assert.ok(await b.exists('sorted/reject/blue.png'));
+    assert.ok(await b.exists('incoming/shop/red.jpg'), 'no deleteSource: still there');
 
-    const side = JSON.parse(await text(s3, 'results/shop/red.jpg.matchd.json'));
+    const side = await b.json('results/shop/red.jpg.matchd.json');
     assert.equal(side.outcome, 'adopt');
     assert.equal(side.origin.key, 'incoming/shop/red.jpg');
+    // People see the object, not the spool file it was downloaded to.
+    assert.equal(side.originalPath, `s3://${b.name}/incoming/shop/red.jpg`);
+    assert.equal(side.file, 'red.jpg');
     assert.equal(side.results[0].text, 'a red product');
-    assert.deepEqual(spool(ws), [], 'spooled downloads are deleted after the actions');
-    assert.equal(health(d)?.state, 'ok');
+    assert.deepEqual(d.spool(), [], 'spooled downloads are deleted after the actions');
+    assert.equal(d.health()?.state, 'ok');
   });
 
   test('50 objects written within the same second are all processed exactly once (paged listing, many polls)', async () => {
-    const s3 = await server();
-    const c = s3.client();
-    const ws = setup(s3, { pageSize: 7, pollIntervalMs: 20 });
-    const d = await start(ws);
+    const b = await TestBucket.create(rgw);
+    const d = await start(b, { pageSize: 7, pollIntervalMs: 20 });
     const png = await colourBytes(BLUE);
     const started = Date.now();
-    await Promise.all(Array.from({ length: 50 }, (_, i) => put(c, `incoming/burst/${String(i).padStart(2, '0')}.png`, png)));
+    await Promise.all(Array.from({ length: 50 }, (_, i) => b.put(`incoming/burst/${String(i).padStart(2, '0')}.png`, png)));
     const wroteIn = Date.now() - started;
-    await waitFor(() => finished(ws, 50), '50 jobs done', 30_000);
-    await polls(d, 3);
-    const js = jobs(ws);
+    await waitFor(() => d.finished(50), '50 jobs done', 30_000);
+    await d.polls(3);
+    const js = d.jobs();
     assert.equal(js.length, 50);
     assert.equal(new Set(js.map((j) => j.origin.key)).size, 50, `each key once (written in ${wroteIn} ms)`);
     assert.ok(js.every((j) => j.outcome === 'reject'));
@@ -130,132 +89,146 @@ describe('s3 source', () => {
     assert.ok(seconds.size <= 3, `the burst shares LastModified seconds (${[...seconds].join(', ')})`);
   });
 
-  test('an overwritten key (new ETag) is processed again; an unchanged one is not', async () => {
-    const s3 = await server();
-    const c = s3.client();
-    const ws = setup(s3);
-    const d = await start(ws);
-    const first = await put(c, 'incoming/item.png', await colourBytes(RED));
-    await waitFor(() => finished(ws, 1), 'the first version');
-    assert.equal((await tagsOf(c, 'incoming/item.png'))['matchd-band'], 'adopt');
-    await polls(d, 2);
-    assert.equal(jobs(ws).length, 1, 'an unchanged object is not scored again');
-    const second = await put(c, 'incoming/item.png', await colourBytes(BLUE));
+  test('an overwritten key (new ETag) is processed again; an unchanged one is not, although tagging moved its LastModified', async () => {
+    const b = await TestBucket.create(rgw);
+    const d = await start(b);
+    const first = await b.put('incoming/item.png', await colourBytes(RED));
+    const putAt = (await b.listed('incoming/item.png'))!.lastModified;
+    await waitFor(() => d.finished(1), 'the first version');
+    assert.equal((await b.tags('incoming/item.png'))['matchd-band'], 'adopt');
+    // RGW moves LastModified when tags change: our own tagging must not look like a new upload.
+    assert.ok((await b.listed('incoming/item.png'))!.lastModified > putAt, 'RGW moved LastModified when it was tagged');
+    await d.polls(3);
+    assert.equal(d.jobs().length, 1, 'an unchanged object is not scored again');
+    const second = await b.put('incoming/item.png', await colourBytes(BLUE));
     assert.notEqual(first, second);
-    await waitFor(() => finished(ws, 2), 'the second version');
-    const js = jobs(ws);
-    assert.deepEqual(js.map((j) => [j.dedupeKey, j.outcome]), [
-      [`s3:bucket/incoming/item.png@${first}`, 'adopt'],
-      [`s3:bucket/incoming/item.png@${second}`, 'reject'],
+    await waitFor(() => d.finished(2), 'the second version');
+    assert.deepEqual(d.jobs().map((j) => [j.dedupeKey, j.outcome]), [
+      [`s3:${b.name}/incoming/item.png@${first}`, 'adopt'],
+      [`s3:${b.name}/incoming/item.png@${second}`, 'reject'],
     ]);
-    assert.equal((await tagsOf(c, 'incoming/item.png'))['matchd-band'], 'reject');
+    assert.equal((await b.tags('incoming/item.png'))['matchd-band'], 'reject');
+    await d.polls(2);
+    assert.equal(d.jobs().length, 2);
   });
 
   test('objects younger than minAgeMs wait for a later poll', async () => {
-    const s3 = await server();
-    const c = s3.client();
-    const ws = setup(s3, { minAgeMs: 2500 });
-    const d = await start(ws);
-    await put(c, 'incoming/young.png', await colourBytes(RED));
+    const b = await TestBucket.create(rgw);
+    const d = await start(b, { minAgeMs: 2500 });
+    await b.put('incoming/young.png', await colourBytes(RED));
     const putAt = Date.now();
-    await polls(d, 3);
-    // s3rver's LastModified may be truncated to the second, so the object can look up to 1 s older than it is
-    if (Date.now() - putAt < 1400) assert.equal(jobs(ws).length, 0, 'not taken while younger than minAgeMs');
-    await waitFor(() => finished(ws, 1), 'taken once old enough', 10_000);
-    const job = jobs(ws)[0]!;
+    await d.polls(3);
+    if (Date.now() - putAt < 2400) assert.equal(d.jobs().length, 0, 'not taken while younger than minAgeMs');
+    await waitFor(() => d.finished(1), 'taken once old enough', 10_000);
+    const job = d.jobs()[0]!;
     assert.ok(job.createdAt - Date.parse(String(job.origin.lastModified)) >= 2500, 'journalled only after minAgeMs');
   });
 
-  test('the store stopped mid-poll and restarted: the source backs off, shows degraded, recovers; nothing missed or doubled', async () => {
-    const s3 = await server();
-    const c = s3.client();
-    const ws = setup(s3, { downloadConcurrency: 1 });
-    const d = await start(ws);
+  test('the gateway killed mid-poll and restarted: the source shows the store down, recovers; nothing missed or doubled', async () => {
+    const b = await TestBucket.create(rgw);
+    const d = await start(b, { downloadConcurrency: 1 });
     const png = await colourBytes(RED);
-    for (let i = 0; i < 15; i++) await put(c, `incoming/a-${i}.png`, png);
-    await waitFor(() => jobs(ws).length >= 2, 'the first downloads');
-    await s3.stop(); // mid-poll: downloads and actions of this poll now fail
-    await waitFor(() => health(d)?.state === 'degraded', 'the source reported degraded', 10_000);
-    assert.match(String(health(d)?.detail), /failed|could not be downloaded/);
-    await new Promise((r) => setTimeout(r, 500)); // a few backed-off attempts against the dead port
-    await s3.start(); // same port, same directory
-    const c2 = s3.client();
-    for (let i = 0; i < 5; i++) await put(c2, `incoming/b-${i}.png`, png);
-    await waitFor(() => finished(ws, 20), 'all 20 objects scored with their actions', 30_000);
-    await polls(d, 2);
-    const js = jobs(ws);
+    for (let i = 0; i < 15; i++) await b.put(`incoming/a-${i}.png`, png);
+    await waitFor(() => d.jobs().length >= 2, 'the first downloads');
+    await rgw.killGateway(); // mid-poll: downloads and actions of this poll now fail
+    try {
+      await waitFor(() => d.health()?.state === 'down', 'the source reported the store down', 10_000);
+      // A request cut by the kill reads "socket hang up"; the ones after it are refused.
+      assert.match(String(d.health()?.detail), /the store \(http:\/\/127\.0\.0\.1:\d+\) has not answered since .*(ECONNREFUSED|ECONNRESET|socket hang up)/);
+      await new Promise((r) => setTimeout(r, 500)); // a few backed-off attempts against the dead port
+    } finally {
+      await rgw.startGateway(); // same port, same cluster behind it (also for the next tests when this one fails)
+    }
+    for (let i = 0; i < 5; i++) await b.put(`incoming/b-${i}.png`, png);
+    await waitFor(() => d.finished(20), 'all 20 objects scored with their actions', 30_000);
+    await d.polls(2);
+    const js = d.jobs();
     assert.equal(js.length, 20);
     assert.equal(new Set(js.map((j) => j.origin.key)).size, 20, 'each object exactly once');
-    for (const j of js) assert.equal((await tagsOf(c2, String(j.origin.key)))['matchd-band'], 'adopt', `${j.origin.key} tagged`);
-    await waitFor(() => health(d)?.state === 'ok', 'healthy again');
-    assert.deepEqual(spool(ws), []);
+    for (const j of js) assert.equal((await b.tags(String(j.origin.key)))['matchd-band'], 'adopt', `${j.origin.key} tagged`);
+    await waitFor(() => d.health()?.state === 'ok', 'healthy again');
+    assert.deepEqual(d.spool(), []);
   });
 
-  test('a non-image object and an object over maxObjectBytes get their per-item codes; the source goes on', async () => {
-    const s3 = await server();
-    const c = s3.client();
+  test('a non-image object and an object over maxObjectBytes get their per-item codes, named by their s3:// URI; the source goes on', async () => {
+    const b = await TestBucket.create(rgw);
     // maxObjectBytes equal to the core's model.maxBytes (as the README asks)
-    const ws = setup(s3, { maxObjectBytes: 100_000 }, { maxBytes: 100_000 });
-    const d = await start(ws);
-    await put(c, 'incoming/notes.jpg', 'this is text, not a JPEG');
-    await put(c, 'incoming/huge.png', Buffer.alloc(300_000, 7));
-    await put(c, 'incoming/fine.png', await colourBytes(RED));
-    await waitFor(() => finished(ws, 3), 'three jobs');
-    const byKey = Object.fromEntries(jobs(ws).map((j) => [String(j.origin.key), j]));
+    const d = await start(b, { maxObjectBytes: 100_000 }, { maxBytes: 100_000 });
+    await b.put('incoming/notes.jpg', 'this is text, not a JPEG');
+    await b.put('incoming/huge.png', Buffer.alloc(300_000, 7));
+    await b.put('incoming/fine.png', await colourBytes(RED));
+    await waitFor(() => d.finished(3), 'three jobs');
+    const byKey = d.byKey();
     assert.equal(byKey['incoming/notes.jpg']!.outcome, 'error');
     assert.equal(byKey['incoming/notes.jpg']!.result!.error!.code, 'MATCHD_IMAGE_UNSUPPORTED');
     assert.equal(byKey['incoming/huge.png']!.outcome, 'error');
     assert.equal(byKey['incoming/huge.png']!.result!.error!.code, 'MATCHD_IMAGE_TOO_LARGE');
     assert.equal(byKey['incoming/fine.png']!.outcome, 'adopt');
-    assert.equal((await tagsOf(c, 'incoming/huge.png'))['matchd-band'], 'error');
-    const side = JSON.parse(await text(s3, 'results/notes.jpg.matchd.json'));
+    assert.equal((await b.tags('incoming/huge.png'))['matchd-band'], 'error');
+    const side = await b.json('results/notes.jpg.matchd.json');
     assert.equal(side.error.code, 'MATCHD_IMAGE_UNSUPPORTED');
-    assert.equal(health(d)?.state, 'ok');
-    assert.deepEqual(spool(ws), []);
+    // The error names the object, not the local spool file it was downloaded to.
+    assert.match(side.error.message, new RegExp(`s3://${b.name}/incoming/notes\\.jpg`));
+    assert.doesNotMatch(side.error.message, /spool/);
+    assert.equal(side.originalPath, `s3://${b.name}/incoming/notes.jpg`);
+    assert.equal(d.health()?.state, 'ok');
+    assert.deepEqual(d.spool(), []);
   });
 });
 
 describe('s3 source: credentials and access errors', () => {
-  after(cleanupTmpDirs);
+  before(async () => {
+    rgw = await TestRgw.start([]);
+  });
+  after(async () => {
+    await rgw.stop();
+    cleanupTmpDirs();
+  });
 
-  test('credentials from ${ENV} never reach the log; NoSuchBucket / a refused key stop only their source, with MATCHD_S3_ACCESS', async () => {
-    const KEY = 'AKIAMATCHDTEST0001';
-    const SECRET = 'sEcReT-9f8e7d6c5b4a';
+  test('credentials from ${ENV} never reach the log, nor an endpoint URL\'s password; NoSuchBucket / a refused key / a wrong secret stop only their source, with MATCHD_S3_ACCESS', async () => {
+    const { accessKeyId: KEY, secretAccessKey: SECRET } = RGW_CREDENTIALS;
     const OTHER = 'AKIAMATCHDUNKNOWN9';
-    const s3 = await new TestS3(['bucket'], [[KEY, SECRET]]).start();
-    Object.assign(process.env, { MATCHD_TEST_S3_KEY: KEY, MATCHD_TEST_S3_SECRET: SECRET, MATCHD_TEST_S3_OTHER_KEY: OTHER });
+    const WRONG = 'not-the-secret-0123456789';
+    const b = await TestBucket.create(rgw);
+    Object.assign(process.env, { MATCHD_TEST_S3_KEY: KEY, MATCHD_TEST_S3_SECRET: SECRET, MATCHD_TEST_S3_OTHER_KEY: OTHER, MATCHD_TEST_S3_WRONG: WRONG });
     const creds = { accessKeyId: '${MATCHD_TEST_S3_KEY}', secretAccessKey: '${MATCHD_TEST_S3_SECRET}' };
+    const userinfo = rgw.endpoint.replace('http://', 'http://someone:pa55word@');
     const ws = workspace({
       rules: RULES,
       sources: [
-        { type: 's3', name: 's3in', rule: 'colours', options: s3.sourceOptions(creds) },
-        { type: 's3', name: 'nobucket', rule: 'colours', options: s3.sourceOptions({ ...creds, bucket: 'no-such-bucket' }) },
-        { type: 's3', name: 'badkey', rule: 'colours', options: s3.sourceOptions({ ...creds, accessKeyId: '${MATCHD_TEST_S3_OTHER_KEY}' }) },
+        { type: 's3', name: 's3in', rule: 'colours', options: b.options({ ...creds, endpoint: userinfo }) },
+        { type: 's3', name: 'nobucket', rule: 'colours', options: b.options({ ...creds, bucket: 'no-such-bucket' }) },
+        { type: 's3', name: 'badkey', rule: 'colours', options: b.options({ ...creds, accessKeyId: '${MATCHD_TEST_S3_OTHER_KEY}' }) },
+        { type: 's3', name: 'badsecret', rule: 'colours', options: b.options({ ...creds, secretAccessKey: '${MATCHD_TEST_S3_WRONG}' }) },
       ],
     });
     let logged = '';
     const logger = createLogger({ level: 'trace', destination: { write: (s: string) => void (logged += s) } });
     const d = await Daemon.start(loadConfig(ws.configFile), { baseDir: ws.root, registry: builtinRegistry(), logger });
     try {
-      const c = s3.client({ accessKeyId: KEY, secretAccessKey: SECRET });
-      await put(c, 'incoming/red.png', await colourBytes(RED));
-      await waitFor(() => finished(ws, 1), 'the image scored and tagged');
-      const sources = d.health().sources as Record<string, { state: string; detail?: string }>;
-      await waitFor(() => sources.nobucket?.state === 'down' && sources.badkey?.state === 'down', 'both broken sources down');
-      const now = d.health().sources as typeof sources;
+      await b.put('incoming/red.png', await colourBytes(RED));
+      const journal = `${ws.root}/var/journal.db`;
+      await waitFor(() => jobsOf(journal, 's3in')[0]?.state === 'done' && unfinishedActions(journal).length === 0, 'the image scored and tagged');
+      const sources = () => d.health().sources as Record<string, { state: string; detail?: string }>;
+      await waitFor(() => ['nobucket', 'badkey', 'badsecret'].every((s) => sources()[s]?.state === 'down'), 'the three broken sources down');
+      const now = sources();
       assert.equal(now.s3in!.state, 'ok');
       assert.match(now.nobucket!.detail!, /NoSuchBucket.*MATCHD_S3_ACCESS/);
       assert.match(now.badkey!.detail!, /InvalidAccessKeyId.*MATCHD_S3_ACCESS/);
-      assert.equal((await tagsOf(c, 'incoming/red.png'))['matchd-band'], 'adopt', 'the working source goes on');
+      assert.match(now.badsecret!.detail!, /SignatureDoesNotMatch.*MATCHD_S3_ACCESS/);
+      assert.doesNotMatch(now.badkey!.detail!, /UnknownError/, 'RGW error bodies name no message: none is made up');
+      assert.equal((await b.tags('incoming/red.png'))['matchd-band'], 'adopt', 'the working source goes on');
     } finally {
       await d.stop();
-      await s3.stop();
-      for (const k of ['MATCHD_TEST_S3_KEY', 'MATCHD_TEST_S3_SECRET', 'MATCHD_TEST_S3_OTHER_KEY']) delete process.env[k];
+      for (const k of ['MATCHD_TEST_S3_KEY', 'MATCHD_TEST_S3_SECRET', 'MATCHD_TEST_S3_OTHER_KEY', 'MATCHD_TEST_S3_WRONG']) delete process.env[k];
     }
     assert.match(logged, /"code":"MATCHD_S3_ACCESS"/);
     assert.match(logged, /polling S3/);
     assert.ok(!logged.includes(SECRET), 'the secret access key is not logged');
+    assert.ok(!logged.includes(WRONG), 'a wrong secret is not logged either');
     assert.ok(!logged.includes(KEY), 'the access key id is not logged');
     assert.ok(!logged.includes(OTHER), 'a refused access key id is not logged either');
+    assert.ok(!logged.includes('pa55word'), "the endpoint URL's password is not logged");
+    assert.match(logged, /"endpoint":"http:\/\/\*\*\*@127\.0\.0\.1:\d+\/?"/, 'the endpoint is logged without its credentials');
   });
 });

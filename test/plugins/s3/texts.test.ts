@@ -1,10 +1,9 @@
 // The S3 source with each object's own texts and meta — from its user metadata or its `<key>.texts.json` companion
-// key — against a real S3 server (s3rver on 127.0.0.1), a real daemon (demo model) and a real callback receiver
+// key — against a real S3 server (Ceph RGW on 127.0.0.1), a real daemon (demo model) and a real callback receiver
 // verifying signatures with the `standardwebhooks` package.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { after, afterEach, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { loadConfig } from '../../../src/core/config.ts';
 import { Daemon } from '../../../src/core/daemon.ts';
@@ -12,21 +11,21 @@ import { silentLogger } from '../../../src/core/log.ts';
 import { builtinRegistry } from '../../../src/plugins/index.ts';
 import { waitFor, workspace, type Workspace } from '../../fixtures/daemon.ts';
 import { cleanupTmpDirs } from '../../fixtures/models.ts';
-import { TestS3, colourBytes, jobsOf, put, unfinishedActions } from '../../fixtures/s3.ts';
+import { TestRgw } from '../../fixtures/rgw.ts';
+import { TestBucket, colourBytes, jobsOf, unfinishedActions } from '../../fixtures/s3.ts';
 import { ENDPOINT_SECRET, receiver, type Receiver } from '../../fixtures/webhook.ts';
 
 const RED: [number, number, number] = [220, 20, 20];
 const running: Daemon[] = [];
-const servers: TestS3[] = [];
+let rgw: TestRgw;
 const receivers: Receiver[] = [];
 
 /** JSON with every non-ASCII character escaped: what S3 user metadata (ASCII headers) can carry. */
 const asciiJson = (v: unknown) => JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
-async function setup(rules: object, callbacks?: object): Promise<{ s3: TestS3; ws: Workspace; d: Daemon }> {
-  const s3 = await new TestS3().start();
-  servers.push(s3);
-  const ws = workspace({ sources: [{ type: 's3', name: 's3in', rule: 'colours', options: s3.sourceOptions() }], rules, ...(callbacks ? { callbacks } : {}) });
+async function setup(rules: object, callbacks?: object): Promise<{ s3: TestBucket; ws: Workspace; d: Daemon }> {
+  const s3 = await TestBucket.create(rgw);
+  const ws = workspace({ sources: [{ type: 's3', name: 's3in', rule: 'colours', options: s3.options() }], rules, ...(callbacks ? { callbacks } : {}) });
   const d = await Daemon.start(loadConfig(ws.configFile), { baseDir: ws.root, registry: builtinRegistry(), logger: silentLogger() });
   running.push(d);
   return { s3, ws, d };
@@ -41,31 +40,22 @@ const settled = (ws: Workspace, n: number) => {
 const byKey = (ws: Workspace) => Object.fromEntries(jobs(ws).map((j) => [String(j.origin.key), j]));
 const texts = (r: { results?: { text: string }[] } | null) => r?.results?.map((x) => x.text);
 
-async function putWithMetadata(s3: TestS3, key: string, body: Buffer, metadata: Record<string, string>): Promise<void> {
-  await s3.client().send(new PutObjectCommand({ Bucket: 'bucket', Key: key, Body: body, Metadata: metadata }));
-}
-
-async function json(s3: TestS3, key: string): Promise<any> {
-  const r = await s3.client().send(new GetObjectCommand({ Bucket: 'bucket', Key: key }));
-  return JSON.parse(await r.Body!.transformToString());
-}
-
-async function exists(s3: TestS3, key: string): Promise<boolean> {
-  try {
-    await s3.client().send(new HeadObjectCommand({ Bucket: 'bucket', Key: key }));
-    return true;
-  } catch {
-    return false;
-  }
+async function putWithMetadata(s3: TestBucket, key: string, body: Buffer, metadata: Record<string, string>): Promise<void> {
+  await s3.put(key, body, { metadata });
 }
 
 describe('s3 source: per-object texts and meta', () => {
+  before(async () => {
+    rgw = await TestRgw.start([]);
+  });
   afterEach(async () => {
     await Promise.all(running.splice(0).map((d) => d.stop()));
-    await Promise.all(servers.splice(0).map((s) => s.stop()));
     await Promise.all(receivers.splice(0).map((r) => r.close()));
   });
-  after(cleanupTmpDirs);
+  after(async () => {
+    await rgw.stop();
+    cleanupTmpDirs();
+  });
 
   test('texts and meta from user metadata or a <key>.texts.json companion; the rule\'s texts otherwise; results, meta and a signed callback', async () => {
     const rx = await receiver();
@@ -78,14 +68,13 @@ describe('s3 source: per-object texts and meta', () => {
     };
     const { s3, ws } = await setup(rules, { endpoints: { crm: { url: rx.url, secret: ENDPOINT_SECRET } } });
     const img = await colourBytes(RED);
-    const c = s3.client();
-    await putWithMetadata(s3, 'incoming/meta.jpg', img, {
+        await putWithMetadata(s3, 'incoming/meta.jpg', img, {
       'matchd-texts': asciiJson(['a blue dress', 'a red dress', 'une robe rouge é']),
       'matchd-meta': asciiJson({ sku: 'M-1', title: 'Robe été' }),
     });
-    await put(c, 'incoming/companion.jpg.texts.json', JSON.stringify({ texts: ['a red shirt', 'a green shirt'], meta: { sku: 'C-1' } }));
+    await s3.put('incoming/companion.jpg.texts.json', JSON.stringify({ texts: ['a red shirt', 'a green shirt'], meta: { sku: 'C-1' } }));
     await putWithMetadata(s3, 'incoming/companion.jpg', img, { 'matchd-texts': '["ignored: the companion key wins"]' });
-    await put(c, 'incoming/plain.jpg', img);
+    await s3.put('incoming/plain.jpg', img);
     await waitFor(() => settled(ws, 3) && rx.received.length === 3, 'three objects scored, moved, sidecars written, callbacks sent', 30_000);
 
     const j = byKey(ws);
@@ -98,14 +87,14 @@ describe('s3 source: per-object texts and meta', () => {
     assert.equal(j['incoming/plain.jpg']!.texts, null);
     assert.deepEqual(texts(j['incoming/plain.jpg']!.result), ['a red product']);
 
-    const side = await json(s3, 'results/meta.jpg.matchd.json');
+    const side = await s3.json('results/meta.jpg.matchd.json');
     assert.deepEqual(side.meta, { sku: 'M-1', title: 'Robe été' });
     assert.equal(side.textsFrom, 'item');
     assert.equal(side.origin.key, 'incoming/meta.jpg');
     // The companion key moved with its object.
-    assert.ok(await exists(s3, 'sorted/adopt/companion.jpg.texts.json'));
-    assert.ok(!(await exists(s3, 'incoming/companion.jpg.texts.json')));
-    assert.ok(!(await exists(s3, 'incoming/companion.jpg')));
+    assert.ok(await s3.exists('sorted/adopt/companion.jpg.texts.json'));
+    assert.ok(!(await s3.exists('incoming/companion.jpg.texts.json')));
+    assert.ok(!(await s3.exists('incoming/companion.jpg')));
 
     const wh = new Webhook(ENDPOINT_SECRET);
     const bodies = rx.received.map((m) => wh.verify(m.body, m.headers as Record<string, string>) as any);
@@ -126,15 +115,14 @@ describe('s3 source: per-object texts and meta', () => {
     };
     const { s3, ws, d } = await setup(rules);
     const img = await colourBytes(RED);
-    const c = s3.client();
-    let deep: Record<string, unknown> = { x: 1 };
+        let deep: Record<string, unknown> = { x: 1 };
     for (let i = 0; i < 20; i++) deep = { deep };
     await putWithMetadata(s3, 'incoming/badjson.jpg', img, { 'matchd-texts': '["a red dress",' });
     await putWithMetadata(s3, 'incoming/empty.jpg', img, { 'matchd-texts': '["  "]' });
     await putWithMetadata(s3, 'incoming/deep.jpg', img, { 'matchd-texts': '["a red dress"]', 'matchd-meta': JSON.stringify(deep) });
-    await put(c, 'incoming/broken.jpg.texts.json', '{"texts": oops}');
-    await put(c, 'incoming/broken.jpg', img);
-    await put(c, 'incoming/none.jpg', img);
+    await s3.put('incoming/broken.jpg.texts.json', '{"texts": oops}');
+    await s3.put('incoming/broken.jpg', img);
+    await s3.put('incoming/none.jpg', img);
     await putWithMetadata(s3, 'incoming/good.jpg', img, { 'matchd-texts': '["a red dress"]' });
     await waitFor(() => settled(ws, 6), 'six objects handled', 30_000);
     const j = byKey(ws);
@@ -145,7 +133,7 @@ describe('s3 source: per-object texts and meta', () => {
     assert.equal(code('broken.jpg'), 'MATCHD_COMPANION_INVALID');
     assert.equal(code('none.jpg'), 'MATCHD_TEXTS_REQUIRED');
     assert.equal(j['incoming/good.jpg']!.outcome, 'adopt');
-    assert.equal((await json(s3, 'results/broken.jpg.matchd.json')).error.code, 'MATCHD_COMPANION_INVALID');
+    assert.equal((await s3.json('results/broken.jpg.matchd.json')).error.code, 'MATCHD_COMPANION_INVALID');
     assert.equal((d.health().sources as Record<string, { state: string }>).s3in!.state, 'ok');
   });
 });
