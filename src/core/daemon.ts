@@ -5,7 +5,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ActionRunner, type ActionHandler } from './actions/runner.ts';
+import { ActionRunner } from './actions/runner.ts';
+import type { ActionHandler } from './actions/contract.ts';
 import { ActivityLog } from './activity-log.ts';
 import { fileActions } from './actions/file-actions.ts';
 import { outputDirs, sweepStaleTemps } from './actions/temp-files.ts';
@@ -27,7 +28,7 @@ import type { HealthState, JobRequest, JobView, PluginContext, ScoreRequest, Sco
 import type { PluginRegistry } from './registry.ts';
 import { decide, planActions, resultDocument, type ScoredOutcome } from './router.ts';
 import { scoreTexts } from './scoring.ts';
-import { zodProblems } from './model/package.ts';
+import { zodProblems } from './problems.ts';
 import { decide as decideInJournal, type DecideResult } from './journal-review.ts';
 import { planReview, type Decision } from './review.ts';
 import { uiListener } from './ui-config.ts';
