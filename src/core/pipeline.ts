@@ -12,6 +12,7 @@
 import os from 'node:os';
 import { Batcher } from './batcher.ts';
 import { MatchdError } from './errors.ts';
+import { problemsError } from './problems.ts';
 import type { ImageInput, ImageSourceInfo } from './image.ts';
 import { Limiter } from './limit.ts';
 import { Lru } from './lru.ts';
@@ -57,7 +58,7 @@ export function checkTexts(texts: readonly string[]): void {
     else if (t.trim() === '') problems.push(`text ${i}: empty text`);
     else if (!t.isWellFormed()) problems.push(`text ${i}: not well-formed Unicode (lone surrogate), i.e. not encodable as UTF-8`);
   });
-  if (problems.length) throw new MatchdError('MATCHD_TEXT_INVALID', `invalid text:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { problems });
+  if (problems.length) throw problemsError('MATCHD_TEXT_INVALID', 'invalid text', problems);
 }
 
 export function asMatchdError(err: unknown): MatchdError {
