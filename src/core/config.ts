@@ -10,12 +10,10 @@ import { CallbackActionSchema, CallbacksConfigSchema } from './callbacks/config.
 import { parseWithEnv } from './env-coerce.ts';
 import { MatchdError } from './errors.ts';
 import { problemsError, zodProblems } from './problems.ts';
+import { nonNegInt, positiveInt } from './config-fields.ts';
 import { DEFAULT_ITEM_LIMITS } from './item.ts';
 import { BandsSchema } from './model/manifest.ts';
 import { UiConfigSchema, uiProblems } from './ui-config.ts';
-
-const positiveInt = z.number().int().positive();
-const nonNegInt = z.number().int().min(0);
 
 /** Path templates may use {band}, {rule}, {source}, {outcome}. */
 const template = z.string().min(1);
