@@ -13,7 +13,7 @@ import os from 'node:os';
 import { Batcher } from './batcher.ts';
 import { MatchdError } from './errors.ts';
 import { problemsError } from './problems.ts';
-import type { ImageInput, ImageSourceInfo } from './image.ts';
+import type { ImageInput, OriginalImage } from './image/spec.ts';
 import { Limiter } from './limit.ts';
 import { Lru } from './lru.ts';
 import type { EncodedText, FamilyModel, PreparedImage } from './model/families/index.ts';
@@ -46,7 +46,7 @@ export interface TextEmbedding {
 }
 
 export type ImageEmbedding =
-  | { ok: true; vector: Float32Array; source: ImageSourceInfo }
+  | { ok: true; vector: Float32Array; original: OriginalImage }
   | { ok: false; error: MatchdError };
 
 /** A texts argument checked once: every problem listed in one MATCHD_TEXT_INVALID. */
@@ -144,7 +144,7 @@ export class Pipeline {
       }
       this.preparing--;
       try {
-        return { ok: true, vector: await this.images.push(prepared), source: prepared.source };
+        return { ok: true, vector: await this.images.push(prepared), original: prepared.original };
       } catch (err) {
         return { ok: false, error: asMatchdError(err) };
       }
