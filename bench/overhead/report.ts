@@ -1,5 +1,6 @@
 /** The overhead scenario's targets, text table and BENCHMARKS.md section. */
 import { describeMachine, markdownTable, ms, ratio, textTable } from '../lib.ts';
+import { notesBlock, rerunCommand, sectionHead, targetBullets } from '../report.ts';
 import { threadLabel, type ImplName, type OverheadResult, type RatioRow, type Target } from './types.ts';
 
 const IMPL_LABEL: Record<ImplName, string> = {
@@ -92,32 +93,28 @@ export function renderText(r: Omit<OverheadResult, 'table' | 'markdown'>): strin
 }
 
 export function renderMarkdown(r: Omit<OverheadResult, 'table' | 'markdown'>, argv: string[]): string {
-  const L: string[] = [];
-  const args = argv.filter((a) => a !== '--json').join(' ');
-  L.push('## Engine overhead vs onnxruntime-node (`bench/overhead.ts`)');
+  const L = sectionHead({
+    title: 'Engine overhead vs onnxruntime-node (`bench/overhead.ts`)',
+    date: r.date,
+    machine: r.machine,
+    facts: [
+      `ONNX Runtime: ours ${r.versions.ours} (matchd addon, \`addon().versions()\`); ` +
+        `baseline onnxruntime-node ${r.versions.onnxruntimeNode} (its bundled ORT has the same version)`,
+      `Session settings, identical for both: sequential execution, graph optimisation \`all\`, CPU arena and memory ` +
+        `pattern on, thread-pool spinning ${r.options.spinning ? 'on' : 'off'}; intra-op threads as in each row ` +
+        `(\`default\` = ORT's default, one per physical core).`,
+    ],
+    reproduce: {
+      commands: [
+        `npm run bench:setup && ${rerunCommand('overhead.ts', argv)}`,
+        'npm run bench -- --write   # every scenario, and rewrite these sections of BENCHMARKS.md',
+      ],
+    },
+  });
   L.push('');
-  L.push(`- Date: ${r.date.slice(0, 10)}`);
-  L.push(`- Machine: ${describeMachine(r.machine)}`);
-  L.push(
-    `- ONNX Runtime: ours ${r.versions.ours} (matchd addon, \`addon().versions()\`); ` +
-      `baseline onnxruntime-node ${r.versions.onnxruntimeNode} (its bundled ORT has the same version)`,
-  );
-  L.push(
-    `- Session settings, identical for both: sequential execution, graph optimisation \`all\`, CPU arena and memory ` +
-      `pattern on, thread-pool spinning ${r.options.spinning ? 'on' : 'off'}; intra-op threads as in each row ` +
-      `(\`default\` = ORT's default, one per physical core).`,
-  );
-  L.push('- Reproduce:');
-  L.push('');
-  L.push('  ```sh');
-  L.push(`  npm run bench:setup && node --import tsx bench/overhead.ts${args ? ` ${args}` : ''}`);
-  L.push('  npm run bench -- --write   # every scenario, and rewrite these sections of BENCHMARKS.md');
-  L.push('  ```');
-  L.push('');
-  const tl = r.targets.map((t) => `- ${t.met ? '✅' : '❌'} ${t.line}`);
   L.push('### Targets');
   L.push('');
-  L.push(...tl);
+  L.push(...targetBullets(r.targets));
   if (r.perRun.length) {
     L.push('');
     L.push(`### (a) Per-run cost, trivial models, input and output ${r.inputShape.join('×')} float32`);
@@ -181,12 +178,7 @@ export function renderMarkdown(r: Omit<OverheadResult, 'table' | 'markdown'>, ar
       ),
     );
   }
-  if (r.notes.length) {
-    L.push('');
-    L.push('### Notes');
-    L.push('');
-    for (const n of r.notes) L.push(`- ${n}`);
-  }
+  L.push(...notesBlock(r.notes));
   return L.join('\n');
 }
 
