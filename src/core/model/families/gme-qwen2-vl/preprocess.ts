@@ -10,17 +10,12 @@
  */
 import type { DecodeLimits, ImageInput, OriginalImage } from '../../../image/spec.ts';
 import { decodeRgb, type RgbImage } from '../../../image/decode-rgb.ts';
-import { addon, type Raster } from '../../../native.ts';
+import { addon, type Raster, type VisionPatchSpec } from '../../../native.ts';
 import { positionIds } from './position-ids.ts';
 import { fetchSize, processorSize } from './smart-resize.ts';
 
 /** The `gme.image` block of a gme-qwen2-vl model.yaml (validated by the manifest; trusted here). */
-export interface GmeImageSpec {
-  patchSize: number;
-  temporalPatchSize: number;
-  mergeSize: number;
-  mean: [number, number, number];
-  std: [number, number, number];
+export interface GmeImageSpec extends Omit<VisionPatchSpec, 'offset'> {
   /** The image processor's pixel range (256·784 .. 1280·784 for GME). */
   minPixels: number;
   maxPixels: number;
