@@ -49,12 +49,12 @@ export class RetryLaterError extends MatchdError {
   }
 }
 
-/** How the runner reads a failure: dead now, retry after the action's own delay, or retry on the runner's schedule. */
-export function failureKind(err: unknown): { permanent: true } | { permanent: false; retryAfterMs: number | null } {
-  if (err instanceof MatchdError && err.code === 'MATCHD_ACTION_PERMANENT') return { permanent: true };
-  if (err instanceof MatchdError && err.code === 'MATCHD_ACTION_RETRY_LATER') {
-    const ms = err.details?.retryAfterMs;
-    if (typeof ms === 'number' && Number.isFinite(ms) && ms >= 0) return { permanent: false, retryAfterMs: ms };
-  }
-  return { permanent: false, retryAfterMs: null };
+/**
+ * How the runner reads a failure: dead now (`permanent`), retry after the action's own delay (`retryAfterMs`), or
+ * neither: retry on the runner's backoff until its attempts run out.
+ */
+export function failureKind(err: unknown): { permanent: boolean; retryAfterMs: number | null } {
+  if (err instanceof MatchdError && err.code === 'MATCHD_ACTION_PERMANENT') return { permanent: true, retryAfterMs: null };
+  const ms = err instanceof MatchdError && err.code === 'MATCHD_ACTION_RETRY_LATER' ? err.details?.retryAfterMs : undefined;
+  return { permanent: false, retryAfterMs: typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : null };
 }

@@ -133,11 +133,10 @@ export class ActionRunner {
     } catch (err) {
       const attempt = a.attempts + 1;
       // An action that schedules its own retries decides when to give up (it throws PermanentActionError then).
-      const kind = failureKind(err);
-      const own = !kind.permanent && kind.retryAfterMs !== null;
-      const permanent = kind.permanent || (!own && attempt >= this.maxAttempts);
+      const { permanent: dead, retryAfterMs } = failureKind(err);
+      const permanent = dead || (retryAfterMs === null && attempt >= this.maxAttempts);
       const message = (err as Error).message;
-      const delay = !kind.permanent && kind.retryAfterMs !== null ? kind.retryAfterMs : this.backoff[Math.min(attempt - 1, this.backoff.length - 1)]!;
+      const delay = retryAfterMs ?? this.backoff[Math.min(attempt - 1, this.backoff.length - 1)]!;
       const retryAt = permanent ? null : this.now() + delay;
       this.guard.run('record action failure', () => this.journal.actionFailed(a, message, retryAt), undefined);
       this.metrics?.actions.inc({ kind: a.kind, result: permanent ? 'dead' : 'retry' });
