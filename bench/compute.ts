@@ -19,6 +19,7 @@ import { type BuildInfo, buildInfo, ensureBenchModel } from './build-model.ts';
 import {
   type ScenarioResult, type Stats, describeMachine, emitResult, intList, runWhenMain, machineInfo, markdownTable, ms, progress, stats, textTable,
 } from './lib.ts';
+import { rerunCommand, sectionHead } from './report.ts';
 
 export interface Cell {
   tower: 'image' | 'text';
@@ -178,21 +179,19 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Comp
     '',
     textTable(HEADER, rows(cells)),
   ].join('\n');
-  const args = argv.filter((a) => a !== '--json').join(' ');
   const markdown = [
-    '## Compute bound: engine `run` on prepared tensors (`bench/compute.ts`)',
-    '',
-    `- Date: ${new Date().toISOString().slice(0, 10)}`,
-    `- Machine: ${describeMachine(machine)}`,
-    `- Model: ${modelLine}. Built by \`bench/model/build-clip.py\` (torch ${model.torch}, ONNX opset ${model.opset}); ` +
-      'scores are meaningless, only speed is measured.',
-    `- Engine: matchd's \`InferenceSession\`, ONNX Runtime ${ort}, sequential execution, graph optimisation \`all\`, ` +
-      'thread-pool spinning off (the default); outputs preallocated.',
-    '- Reproduce:',
-    '',
-    '  ```sh',
-    `  node --import tsx bench/compute.ts${args ? ` ${args}` : ''}`,
-    '  ```',
+    ...sectionHead({
+      title: 'Compute bound: engine `run` on prepared tensors (`bench/compute.ts`)',
+      date: new Date().toISOString(),
+      machine,
+      facts: [
+        `Model: ${modelLine}. Built by \`bench/model/build-clip.py\` (torch ${model.torch}, ONNX opset ${model.opset}); ` +
+          'scores are meaningless, only speed is measured.',
+        `Engine: matchd's \`InferenceSession\`, ONNX Runtime ${ort}, sequential execution, graph optimisation \`all\`, ` +
+          'thread-pool spinning off (the default); outputs preallocated.',
+      ],
+      reproduce: { commands: [rerunCommand('compute.ts', argv)] },
+    }),
     '',
     `Wall time of one awaited \`run()\`, ms: ${o.rounds} rounds × as many runs as fit in ${o.seconds} s (at least 2) ` +
       'per cell, after one warm-up run. Images: random pixel values, [batch, 3, 224, 224] float32. Texts: ' +

@@ -24,6 +24,7 @@ import {
   type ScenarioResult, type Stats, describeMachine, emitResult, ensureJpegs, machineInfo, markdownTable, ms, progress,
   repoRoot, runWhenMain, stats, textTable,
 } from './lib.ts';
+import { rerunCommand, sectionHead } from './report.ts';
 import { decodeRgb } from '../src/core/image/decode-rgb.ts';
 import {
   GME_IMAGE_DEFAULTS, packGmeImage, patchRowLength, prepareGmeImage, resizeForGme,
@@ -195,17 +196,13 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<GmeP
     '',
     textTable(HEADER, rows(list)),
   ].join('\n');
-  const args = argv.filter((a) => a !== '--json').join(' ');
   const markdown = [
-    '## GME image preprocessing: Pillow-exact native path vs a sharp-only path (`bench/gme-preprocess.ts`)',
-    '',
-    `- Date: ${new Date().toISOString().slice(0, 10)}`,
-    `- Machine: ${describeMachine(machine)}`,
-    '- Reproduce:',
-    '',
-    '  ```sh',
-    `  node --import tsx bench/gme-preprocess.ts${args ? ` ${args}` : ''}`,
-    '  ```',
+    ...sectionHead({
+      title: 'GME image preprocessing: Pillow-exact native path vs a sharp-only path (`bench/gme-preprocess.ts`)',
+      date: new Date().toISOString(),
+      machine,
+      reproduce: { commands: [rerunCommand('gme-preprocess.ts', argv)] },
+    }),
     '',
     'Per image, JPEG bytes already in memory → `pixel_values` [P, 1176] float32 (GME-Qwen2-VL, 256–1280 visual ' +
       'tokens). **ours** = `prepareGmeImage`: sharp decodes at full size like PIL\'s `convert("RGB")`, the addon ' +

@@ -36,6 +36,7 @@ import {
   type ScenarioResult, describeMachine, emitResult, intList, machineInfo, markdownTable, progress, runJsonChild,
   runWhenMain, stats, textTable,
 } from './lib.ts';
+import { rerunCommand, sectionHead, targetBullets } from './report.ts';
 
 const LABEL: Record<Impl, string> = { ours: 'matchd', 'onnxruntime-node': 'onnxruntime-node' };
 
@@ -217,24 +218,28 @@ function render(r: Omit<GmeBenchResult, 'table' | 'markdown'>, argv: string[]): 
   const args = argv.filter((a) => a !== '--json').join(' ');
   const opt = r.options;
   const markdown = [
-    '## GME-Qwen2-VL-2B on CPU: matchd vs onnxruntime-node on the same graphs (`bench/gme.ts`)',
-    '',
-    `- Date: ${r.date.slice(0, 10)}`,
-    `- Machine: ${describeMachine(r.machine)}`,
-    `- Model: ${pkgLine}. GME-2B's real shapes (vision: 32 blocks, width 1280; decoder: 28 layers, width 1536, ` +
-      '12 heads / 2 KV heads, vocabulary 151 936), random weights: the speed and memory of the real model, meaningless scores.',
-    `- Versions: ${versions.join('; ')}`,
-    `- Settings, identical for both engines: ${opt.threads} intra-op threads, sequential execution, graph optimisation \`all\`, ` +
-      'CPU arena and memory pattern on, thread-pool spinning off (matchd\'s defaults), float32.',
-    '- Reproduce (the package is built on first use, ~3 min; or pass `--package DIR`):',
-    '',
-    '  ```sh',
-    '  apt-get install -y python3-numpy python3-onnx   # once, to build the package',
-    '  npm run bench:setup                             # once: onnxruntime-node',
-    '  node --import tsx bench/gme.ts                  # builds bench/models/gme-2b-random on first use',
-    '  ```',
-    ...(args ? ['', `  This run: \`node --import tsx bench/gme.ts ${args}\`${r.package.importedFrom ? ' (that package was made the same way: ' +
-      '`tools/gme/make_tiny_checkpoint.py --size 2b --dtype BF16 --shards 2`, then `matchd model import`)' : ''}.`] : []),
+    ...sectionHead({
+      title: 'GME-Qwen2-VL-2B on CPU: matchd vs onnxruntime-node on the same graphs (`bench/gme.ts`)',
+      date: r.date,
+      machine: r.machine,
+      facts: [
+        `Model: ${pkgLine}. GME-2B's real shapes (vision: 32 blocks, width 1280; decoder: 28 layers, width 1536, ` +
+          '12 heads / 2 KV heads, vocabulary 151 936), random weights: the speed and memory of the real model, meaningless scores.',
+        `Versions: ${versions.join('; ')}`,
+        `Settings, identical for both engines: ${opt.threads} intra-op threads, sequential execution, graph optimisation \`all\`, ` +
+          'CPU arena and memory pattern on, thread-pool spinning off (matchd\'s defaults), float32.',
+      ],
+      reproduce: {
+        label: 'the package is built on first use, ~3 min; or pass `--package DIR`',
+        commands: [
+          'apt-get install -y python3-numpy python3-onnx   # once, to build the package',
+          'npm run bench:setup                             # once: onnxruntime-node',
+          'node --import tsx bench/gme.ts                  # builds bench/models/gme-2b-random on first use',
+        ],
+        after: args ? ['', `  This run: \`${rerunCommand('gme.ts', argv)}\`${r.package.importedFrom ? ' (that package was made the same way: ' +
+          '`tools/gme/make_tiny_checkpoint.py --size 2b --dtype BF16 --shards 2`, then `matchd model import`)' : ''}.`] : [],
+      },
+    }),
     '',
     '### Targets (ratios from this one run)',
     '',
@@ -242,7 +247,7 @@ function render(r: Omit<GmeBenchResult, 'table' | 'markdown'>, argv: string[]): 
       'machine the wall time of a run mostly measures what else was running (the same run of the same engine varied up to ' +
       '4× in wall time), while CPU time counts the work the engine did. Wall-time ratios are given next to them.',
     '',
-    ...r.targets.map((t) => `- ${t.met ? '✅' : '❌'} ${t.line}`),
+    ...targetBullets(r.targets),
     '',
     '### Figures',
     '',

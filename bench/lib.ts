@@ -166,15 +166,20 @@ export function progress(msg: string): void {
   process.stderr.write(`${msg}\n`);
 }
 
+/** Arguments for `node` to run a bench .ts file with the loader flags this process has (tsx). */
+export function nodeArgs(file: string, args: readonly string[]): string[] {
+  const execArgv = process.execArgv.length > 0 ? process.execArgv : ['--import', 'tsx'];
+  return [...execArgv, file, ...args];
+}
+
 /**
  * Start `node --import tsx <file> ...args` as a child (its stderr streams through ours), wait for it and parse the
- * JSON it prints on stdout. Used to keep each engine in its own process (matchd's addon and onnxruntime-node each
+ * JSON it prints on stdout (one-shot; bench/child-process.ts is the long-lived kind). Used to keep each engine in its own process (matchd's addon and onnxruntime-node each
  * bring a `libonnxruntime.so.1`; they cannot share a process).
  */
 export function runJsonChild<T>(file: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<T> {
-  const execArgv = process.execArgv.length > 0 ? process.execArgv : ['--import', 'tsx'];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...execArgv, file, ...args], {
+    const child = spawn(process.execPath, nodeArgs(file, args), {
       cwd: repoRoot,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'inherit'],

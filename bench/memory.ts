@@ -20,6 +20,7 @@ import { type BenchModel, buildInfo, ensureBenchModel } from './build-model.ts';
 import {
   type ScenarioResult, describeMachine, ensureJpegs, emitResult, intList, runWhenMain, machineInfo, markdownTable, progress, textTable,
 } from './lib.ts';
+import { rerunCommand, sectionHead, targetBullets } from './report.ts';
 
 const TEXTS = ['a photo of a dog', 'a red car on a street', 'a bowl of food on a table', 'people standing on a beach', 'a close up picture of a flower'];
 
@@ -128,33 +129,31 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Memo
   const rows = pick.map((s) => [String(s.images), s.seconds.toFixed(0), s.rssMiB.toFixed(0), s.heapUsedMiB.toFixed(1), s.externalMiB.toFixed(1)]);
   const ips = o.images / seconds;
   const table = [
-    `memory: ${o.images} JPEG files (1024×768) → verdicts through the batcher; model ${modelLine}`,
+    `memory: ${o.images} JPEG files (1024×768) → verdicts through the pipeline; model ${modelLine}`,
     `machine: ${describeMachine(machine)}; ${o.threads} intra-op threads, maxBatch ${o.batch}, ${o.submitters} submitters; ${ips.toFixed(0)} images/s`,
     '',
     textTable(header, rows),
     '',
     line,
   ].join('\n');
-  const args = argv.filter((a) => a !== '--json').join(' ');
   const markdown = [
-    '## Memory: RSS over a long stream of images (`bench/memory.ts`)',
-    '',
-    `- Date: ${new Date().toISOString().slice(0, 10)}`,
-    `- Machine: ${describeMachine(machine)}`,
-    `- Model: ${modelLine}.`,
-    `- What ran: ${o.warmup} warm-up images, then ${o.images} more, 1024×768 JPEG files (64 distinct files, cycled) → ` +
-      `verdicts against ${TEXTS.length} cached texts, through \`Batcher\` (maxBatch ${o.batch}, maxDelayMs 20, maxInFlight 1, decode on arrival, ` +
-      `\`run: (raws) => matcher.embedDecoded(raws)\`) with ${o.submitters} concurrent submitters; ${o.threads} intra-op threads; ` +
-      `${ips.toFixed(0)} images/s. \`process.memoryUsage()\` every ${o.every} images.`,
-    '- Reproduce:',
-    '',
-    '  ```sh',
-    `  node --import tsx bench/memory.ts${args ? ` ${args}` : ''}`,
-    '  ```',
+    ...sectionHead({
+      title: 'Memory: RSS over a long stream of images (`bench/memory.ts`)',
+      date: new Date().toISOString(),
+      machine,
+      facts: [
+        `Model: ${modelLine}.`,
+        `What ran: ${o.warmup} warm-up images, then ${o.images} more, 1024×768 JPEG files (64 distinct files, cycled) → ` +
+          `verdicts against ${TEXTS.length} cached texts, through the pipeline (\`matcher.pipeline.embedImage\`: maxBatch ${o.batch}, maxDelayMs 20, 1 batch in flight, ` +
+          `2 decodes at once) with ${o.submitters} concurrent submitters; ${o.threads} intra-op threads; ` +
+          `${ips.toFixed(0)} images/s. \`process.memoryUsage()\` every ${o.every} images.`,
+      ],
+      reproduce: { commands: [rerunCommand('memory.ts', argv)] },
+    }),
     '',
     '### Target',
     '',
-    `- ${met ? '✅' : '❌'} ${line}`,
+    ...targetBullets([{ met, line }]),
     '',
     markdownTable(header, rows),
     ...(o.model === 'tiny'

@@ -29,6 +29,7 @@ import { cellOf, imageRunner, textRunner, timeCell } from './compute.ts';
 import {
   type ScenarioResult, describeMachine, emitResult, ensureJpegs, intList, machineInfo, markdownTable, ms, progress, runWhenMain, textTable,
 } from './lib.ts';
+import { rerunCommand, sectionHead, targetBullets } from './report.ts';
 
 const RULE_TEXTS = ['a photo of a product', 'a red dress on a hanger', 'a pair of running shoes'];
 const COLOURS = ['red', 'blue', 'green', 'black', 'white', 'yellow', 'purple', 'orange'];
@@ -206,30 +207,30 @@ function render(r: Omit<PerItemTextsResult, 'table' | 'markdown'>, argv: string[
     '',
     ...r.targets.map((t) => t.line),
   ].join('\n');
-  const args = argv.filter((a) => a !== '--json').join(' ');
   const markdown = [
-    '## Per-item texts through the daemon (`bench/per-item-texts.ts`)',
-    '',
-    `- Date: ${r.date.slice(0, 10)}`,
-    `- Machine: ${describeMachine(r.machine)}`,
-    `- Model: ${modelLine}, built by \`bench/model/build-clip.py\`; only speed is measured.`,
-    `- ${r.options.jobs} jobs submitted through a source's \`ctx.submit\` into a real daemon (journal on local disk, ` +
-      `synchronous=FULL; no actions), cycling through 64 distinct 640×480 JPEG files; model.maxBatch ${r.options.batch}, ` +
-      `intraOpThreads ${r.options.threads} (0 = one per core), everything else default (text batches up to 64). ` +
-      `"rule texts": each job scored against the rule's ${RULE_TEXTS.length} texts, embedded at start-up. "own texts": each job ` +
-      `with ${r.options.texts} texts of its own, all distinct, so ${r.options.texts * r.options.jobs} text encodes and no cache hits. ` +
-      'Time: first submit to the last result journalled, after a warm-up of 2 × maxBatch jobs.',
-    '- Engine alone: `InferenceSession.run` on prepared tensors at the mean batch sizes of the own-texts run (rounded), median of 3 rounds.',
-    '- Reproduce (the model and images are built on first use):',
-    '',
-    '  ```sh',
-    '  apt-get install -y python3-torch python3-onnx   # once, to build the model (bench/build-model.ts)',
-    `  node --import tsx bench/per-item-texts.ts${args ? ` ${args}` : ''}`,
-    '  ```',
+    ...sectionHead({
+      title: 'Per-item texts through the daemon (`bench/per-item-texts.ts`)',
+      date: r.date,
+      machine: r.machine,
+      facts: [
+        `Model: ${modelLine}, built by \`bench/model/build-clip.py\`; only speed is measured.`,
+        `${r.options.jobs} jobs submitted through a source's \`ctx.submit\` into a real daemon (journal on local disk, ` +
+          `synchronous=FULL; no actions), cycling through 64 distinct 640×480 JPEG files; model.maxBatch ${r.options.batch}, ` +
+          `intraOpThreads ${r.options.threads} (0 = one per core), everything else default (text batches up to 64). ` +
+          `"rule texts": each job scored against the rule's ${RULE_TEXTS.length} texts, embedded at start-up. "own texts": each job ` +
+          `with ${r.options.texts} texts of its own, all distinct, so ${r.options.texts * r.options.jobs} text encodes and no cache hits. ` +
+          'Time: first submit to the last result journalled, after a warm-up of 2 × maxBatch jobs.',
+        'Engine alone: `InferenceSession.run` on prepared tensors at the mean batch sizes of the own-texts run (rounded), median of 3 rounds.',
+      ],
+      reproduce: {
+        label: 'the model and images are built on first use',
+        commands: ['apt-get install -y python3-torch python3-onnx   # once, to build the model (bench/build-model.ts)', rerunCommand('per-item-texts.ts', argv)],
+      },
+    }),
     '',
     '### Targets',
     '',
-    ...r.targets.map((t) => `- ${t.target === 'information' ? 'ℹ️' : t.met ? '✅' : '❌'} ${t.line}`),
+    ...targetBullets(r.targets.map((t) => ({ met: t.target === 'information' ? null : t.met, line: t.line }))),
     '',
     '### Runs',
     '',

@@ -10,10 +10,9 @@
  *   --only     run only these scenarios (comma-separated names)
  *   anything else is passed to every scenario (e.g. --iterations 10)
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { type ScenarioResult, benchDir, progress, repoRoot } from './lib.ts';
+import { type ScenarioResult, benchDir, progress, repoRoot, runJsonChild } from './lib.ts';
 import { updateBenchmarks } from './update-benchmarks.ts';
 
 /** bench/*.ts files that declare themselves scenarios, by name. */
@@ -30,27 +29,7 @@ export function scenarios(): { name: string; file: string }[] {
 }
 
 function runScenario(file: string, args: string[]): Promise<ScenarioResult> {
-  const execArgv = process.execArgv.length > 0 ? process.execArgv : ['--import', 'tsx'];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...execArgv, file, '--json', ...args], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'inherit'], // progress streams through stderr; the JSON result comes on stdout
-    });
-    const chunks: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => chunks.push(c));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (code !== 0) {
-        reject(new Error(`${path.relative(repoRoot, file)} failed (${signal ?? `exit ${code}`})`));
-        return;
-      }
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as ScenarioResult);
-      } catch (err) {
-        reject(new Error(`${path.relative(repoRoot, file)}: unreadable --json output (${(err as Error).message})`));
-      }
-    });
-  });
+  return runJsonChild<ScenarioResult>(file, ['--json', ...args]); // progress streams through stderr
 }
 
 async function main(): Promise<number> {

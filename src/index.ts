@@ -2,5 +2,6 @@
 export { Matcher, checkTexts, type MatcherOptions, type TextEmbedding, type ImageEmbedding, type PairResult, type TextScore } from './core/matcher.ts';
 export { InferenceSession, type EngineOptions } from './core/engine.ts';
 export { MatchdError, ERROR_CODES, isMatchdError, type ErrorCode } from './core/errors.ts';
-export { loadImage, type ImageInput, type ImageSpec, type DecodeLimits } from './core/image.ts';
+export { loadImage } from './core/image/decode.ts';
+export type { ImageInput, ImageSpec, DecodeLimits } from './core/image/spec.ts';
 export { readPackage } from './core/model/package.ts';

@@ -5,7 +5,8 @@ import type { HfPlan } from '../core/model/import/hf-onnx.ts';
 import { manifestOf } from '../core/model/import/hf-write.ts';
 import { externalFiles, readOnnx, type OnnxValueInfo } from '../core/model/import/onnx-file.ts';
 import { ManifestSchema, type Manifest } from '../core/model/manifest.ts';
-import { invalidPackage, readPackage, zodProblems } from '../core/model/package.ts';
+import { invalidPackage, readPackage } from '../core/model/package.ts';
+import { zodProblems } from '../core/problems.ts';
 
 function mb(bytes: number): string {
   return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;

@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import readline from 'node:readline';
 import { ERROR_CODES, MatchdError, type ErrorCode } from '../core/errors.ts';
+import { problemsError } from '../core/problems.ts';
 
 /** Where we look, in order: $MATCHD_PYTHON alone when set; else the system Python, then python3 on PATH. */
 export function pythonCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
@@ -95,6 +96,6 @@ export async function runPythonTool(python: string, script: string, args: string
     problems.push(`${what} ${how}${tail.length ? `; last output:\n    ${tail.slice(-8).join('\n    ')}` : ''}`);
   }
   const context = code === 'MATCHD_BAD_OPTION' ? '' : `${what}: `;
-  const message = problems.length === 1 ? `${context}${problems[0]}` : `${context}${problems.length} problems:\n  - ${problems.join('\n  - ')}`;
-  throw new MatchdError(code, message, { problems });
+  if (problems.length === 1) throw new MatchdError(code, `${context}${problems[0]}`, { problems });
+  throw problemsError(code, `${context}${problems.length} problems`, problems);
 }

@@ -9,6 +9,7 @@ import { parse } from 'yaml';
 import { ConfigSchema, interpolate, resolveFrom } from '../core/config.ts';
 import { parseWithEnv } from '../core/env-coerce.ts';
 import { MatchdError } from '../core/errors.ts';
+import { zodProblems } from '../core/problems.ts';
 import { Journal } from '../core/journal.ts';
 import { UsageError, packageRoot } from './args.ts';
 
@@ -40,7 +41,7 @@ export function journalPath(file: string, command: string): string {
   }
   const filled = new Set<string>();
   const journal = parseWithEnv(ConfigSchema.shape.journal, interpolate(raw.journal, process.env, [], '', filled), filled);
-  if (!journal.success) throw new MatchdError('MATCHD_CONFIG_INVALID', `${file}: journal: ${journal.error.issues.map((i) => i.message).join('; ')}`);
+  if (!journal.success) throw new MatchdError('MATCHD_CONFIG_INVALID', `${file}: ${zodProblems(journal.error, 'journal').join('; ')}`);
   if (journal.data.url) throw sqliteOnly(file, command);
   return resolveFrom(file, journal.data.path);
 }

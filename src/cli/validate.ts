@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, sourceName, type Config } from '../core/config.ts';
 import { checkSources } from '../core/plugin-host.ts';
 import { MatchdError, isMatchdError } from '../core/errors.ts';
+import { problemsText } from '../core/problems.ts';
 import { ruleTexts } from '../core/intake.ts';
 import { redactUrl } from '../core/journal-pg/sql.ts';
 import { checkStartup, type StartupProblem, type StartupReport } from '../core/preflight.ts';
@@ -96,8 +97,8 @@ export async function validateCommand(argv: string[]): Promise<number> {
   if (problems.length) {
     const codes = new Set(problems.map((p) => p.code));
     const code = codes.size === 1 ? problems[0]!.code : 'MATCHD_CONFIG_INVALID';
-    const list = problems.map((p) => `  - ${codes.size === 1 ? '' : `${p.code}: `}${p.message.replace(/\n/g, '\n    ')}`);
-    throw new MatchdError(code, `${file}: ${problems.length} problem(s); \`matchd run\` would not start:\n${list.join('\n')}`, { problems });
+    const list = problems.map((p) => `${codes.size === 1 ? '' : `${p.code}: `}${p.message.replace(/\n/g, '\n    ')}`);
+    throw new MatchdError(code, problemsText(`${file}: ${problems.length} problem(s); \`matchd run\` would not start`, list), { problems });
   }
   out(`${file}: OK`);
   for (const l of describeConfig(config, file, report)) out(`  ${l}`);

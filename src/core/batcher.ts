@@ -27,13 +27,6 @@ export interface BatcherOptions<T, R> {
   onBatch?(size: number, ms: number): void;
 }
 
-/** push() on a full queue. Callers size their intake from `room`, so this means a caller ignored it. */
-export class QueueFullError extends MatchdError {
-  constructor(readonly capacity: number) {
-    super('MATCHD_QUEUE_FULL', `the batch queue is full (${capacity} waiting)`, { capacity });
-  }
-}
-
 interface Waiting<T, R> {
   item: T;
   cost: number;
@@ -67,9 +60,13 @@ export class Batcher<T, R> {
     return this.opts.maxQueue - this.queue.length;
   }
 
-  /** Queue one item; resolves with its own result. Throws QueueFullError when the queue is full. */
+  /**
+   * Queue one item; resolves with its own result. A full queue throws MATCHD_QUEUE_FULL: callers size their intake
+   * from `room`, so this means a caller ignored it.
+   */
   push(item: T): Promise<R> {
-    if (this.queue.length >= this.opts.maxQueue) throw new QueueFullError(this.opts.maxQueue);
+    const capacity = this.opts.maxQueue;
+    if (this.queue.length >= capacity) throw new MatchdError('MATCHD_QUEUE_FULL', `the batch queue is full (${capacity} waiting)`, { capacity });
     const cost = this.opts.cost?.(item) ?? 1;
     const p = new Promise<R>((resolve, reject) => this.queue.push({ item, cost, resolve, reject }));
     this.queuedCost += cost;

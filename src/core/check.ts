@@ -2,7 +2,8 @@
  * Edge validation helpers: each check names the option and what it received, and problems are
  * collected so a caller sees every one at once ("Expected a positive integer for maxBatch but received -3").
  */
-import { MatchdError, type ErrorCode } from './errors.ts';
+import type { ErrorCode } from './errors.ts';
+import { problemsError } from './problems.ts';
 
 function show(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
@@ -57,8 +58,6 @@ export class Checker {
   /** Throw one error listing every problem, if any. */
   done(code: ErrorCode, what: string): void {
     if (this.problems.length === 0) return;
-    throw new MatchdError(code, `${what}:\n${this.problems.map((p) => `  - ${p}`).join('\n')}`, {
-      problems: [...this.problems],
-    });
+    throw problemsError(code, what, this.problems);
   }
 }

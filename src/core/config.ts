@@ -9,12 +9,11 @@ import { z, type ZodType } from 'zod';
 import { CallbackActionSchema, CallbacksConfigSchema } from './callbacks/config.ts';
 import { parseWithEnv } from './env-coerce.ts';
 import { MatchdError } from './errors.ts';
+import { problemsError, zodProblems } from './problems.ts';
+import { nonNegInt, positiveInt } from './config-fields.ts';
 import { DEFAULT_ITEM_LIMITS } from './item.ts';
 import { BandsSchema } from './model/manifest.ts';
 import { UiConfigSchema, uiProblems } from './ui-config.ts';
-
-const positiveInt = z.number().int().positive();
-const nonNegInt = z.number().int().min(0);
 
 /** Path templates may use {band}, {rule}, {source}, {outcome}. */
 const template = z.string().min(1);
@@ -49,8 +48,6 @@ export const ActionSchema = z
     const schema = CORE_ACTIONS[kind as keyof typeof CORE_ACTIONS];
     return { kind, options: (schema ? schema.parse(options ?? {}) : (options ?? {})) as Record<string, unknown> };
   });
-
-export type ActionSpec = { kind: string; options: Record<string, unknown> };
 
 /** `texts: per-item`: the rule has no texts of its own; every job must bring its own (else MATCHD_TEXTS_REQUIRED). */
 export const PER_ITEM = 'per-item';
@@ -224,7 +221,7 @@ function deepFreeze<T>(o: T): T {
 }
 
 function configError(file: string, problems: string[]): MatchdError {
-  return new MatchdError('MATCHD_CONFIG_INVALID', `${file} is invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { file, problems });
+  return problemsError('MATCHD_CONFIG_INVALID', `${file} is invalid`, problems, { file });
 }
 
 /** Parse + interpolate + validate a config text. Relative paths stay relative to `baseDir` (resolved by the daemon). */
@@ -240,7 +237,7 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
   const interpolated = interpolate(raw ?? {}, env, problems, '', filled);
   const parsed = parseWithEnv(ConfigSchema, interpolated, filled);
   if (!parsed.success) {
-    problems.push(...parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`));
+    problems.push(...zodProblems(parsed.error));
   }
   problems.push(...crossCheck(interpolated));
   if (parsed.success) problems.push(...uiProblems(parsed.data), ...roleProblems(parsed.data.role, parsed.data.journal.url));

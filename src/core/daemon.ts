@@ -7,7 +7,8 @@
  * started, so that actions a source carries out (a webhook's callback, an S3 tag) run on workers too.
  */
 import path from 'node:path';
-import { ActionRunner, type ActionHandler } from './actions/runner.ts';
+import { ActionRunner } from './actions/runner.ts';
+import type { ActionHandler } from './actions/contract.ts';
 import { ActivityLog } from './activity-log.ts';
 import { fileActions } from './actions/file-actions.ts';
 import { outputDirs, sweepStaleTemps } from './actions/temp-files.ts';

@@ -149,8 +149,3 @@ export class InferenceSession {
     this.native.dispose();
   }
 }
-
-/** Build a tensor literal with its type checked against the data's TypedArray at compile time. */
-export function tensor<T extends Tensor['type']>(type: T, dims: number[], data: Tensor<T>['data']): Tensor<T> {
-  return { type, dims, data };
-}

@@ -5,7 +5,7 @@
  */
 import type { EngineOptions } from './engine.ts';
 import { isMatchdError, type MatchdError } from './errors.ts';
-import { limitsFrom, type DecodeLimits, type ImageInput } from './image.ts';
+import { limitsFrom, type DecodeLimits, type ImageInput } from './image/spec.ts';
 import { openFamily } from './model/families/index.ts';
 import type { Bands, Manifest } from './model/manifest.ts';
 import { readPackage, type ModelPackage } from './model/package.ts';
@@ -13,7 +13,7 @@ import { Pipeline, type ImageEmbedding, type PipelineOptions, type TextEmbedding
 import { scoreTexts, type ScoreMapping, type TextScore } from './scoring.ts';
 
 export type { TextScore } from './scoring.ts';
-export type { ImageInput } from './image.ts';
+export type { ImageInput } from './image/spec.ts';
 export { checkTexts, type ImageEmbedding, type TextEmbedding } from './pipeline.ts';
 
 export interface MatcherOptions extends Omit<PipelineOptions, 'onBatch'> {

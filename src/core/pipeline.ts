@@ -12,7 +12,8 @@
 import os from 'node:os';
 import { Batcher } from './batcher.ts';
 import { MatchdError } from './errors.ts';
-import type { ImageInput, ImageSourceInfo } from './image.ts';
+import { problemsError } from './problems.ts';
+import type { ImageInput, OriginalImage } from './image/spec.ts';
 import { Limiter } from './limit.ts';
 import { Lru } from './lru.ts';
 import type { EncodedText, FamilyModel, PreparedImage } from './model/families/index.ts';
@@ -45,7 +46,7 @@ export interface TextEmbedding {
 }
 
 export type ImageEmbedding =
-  | { ok: true; vector: Float32Array; source: ImageSourceInfo }
+  | { ok: true; vector: Float32Array; original: OriginalImage }
   | { ok: false; error: MatchdError };
 
 /** A texts argument checked once: every problem listed in one MATCHD_TEXT_INVALID. */
@@ -57,7 +58,7 @@ export function checkTexts(texts: readonly string[]): void {
     else if (t.trim() === '') problems.push(`text ${i}: empty text`);
     else if (!t.isWellFormed()) problems.push(`text ${i}: not well-formed Unicode (lone surrogate), i.e. not encodable as UTF-8`);
   });
-  if (problems.length) throw new MatchdError('MATCHD_TEXT_INVALID', `invalid text:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { problems });
+  if (problems.length) throw problemsError('MATCHD_TEXT_INVALID', 'invalid text', problems);
 }
 
 export function asMatchdError(err: unknown): MatchdError {
@@ -143,7 +144,7 @@ export class Pipeline {
       }
       this.preparing--;
       try {
-        return { ok: true, vector: await this.images.push(prepared), source: prepared.source };
+        return { ok: true, vector: await this.images.push(prepared), original: prepared.original };
       } catch (err) {
         return { ok: false, error: asMatchdError(err) };
       }

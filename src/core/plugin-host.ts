@@ -9,8 +9,8 @@
 import { CORE_ACTIONS, parseSourceOptions, sourceName, type Config } from './config.ts';
 import { MatchdError } from './errors.ts';
 import type { Logger } from './log.ts';
-import type { ActionHandler } from './actions/runner.ts';
-import { zodProblems } from './model/package.ts';
+import type { ActionHandler } from './actions/contract.ts';
+import { problemsError, zodProblems } from './problems.ts';
 import type { HealthState, PluginContext, SourceInstance, SourcePlugin } from './plugin.ts';
 import type { PluginRegistry } from './registry.ts';
 
@@ -79,7 +79,7 @@ export async function loadSources(config: Config, registry: PluginRegistry, base
     }
   }
   if (problems.length) {
-    throw new MatchdError('MATCHD_CONFIG_INVALID', `invalid sources:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { problems });
+    throw problemsError('MATCHD_CONFIG_INVALID', 'invalid sources', problems);
   }
   return loaded;
 }

@@ -4,15 +4,14 @@
  * core's internals, another plugin, or the addon.
  */
 import type { ZodType } from 'zod';
-import type { ActionHandler } from './actions/runner.ts';
+import type { ActionHandler } from './actions/contract.ts';
 import type { ErrorCode } from './errors.ts';
 import type { ItemProblem } from './item.ts';
 import type { Logger } from './log.ts';
 
-export type { ActionHandler } from './actions/runner.ts';
-export type { ActionContext, ActionResult } from './actions/file-actions.ts';
+export type { ActionContext, ActionHandler, ActionResult } from './actions/contract.ts';
 export type { ItemProblem } from './item.ts';
-export { PermanentActionError, RetryLaterError } from './actions/file-actions.ts';
+export { PermanentActionError, RetryLaterError } from './actions/contract.ts';
 
 /** What a source hands to the core: one image, with its own texts and meta or not, to score under one rule. */
 export interface JobRequest {

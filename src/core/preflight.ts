@@ -10,6 +10,7 @@
 import path from 'node:path';
 import { sourceName, parseSourceOptions, type Config, type Role } from './config.ts';
 import { MatchdError, isMatchdError, type ErrorCode } from './errors.ts';
+import { problemsError } from './problems.ts';
 import { inspectJournalFile, type JournalFileKind } from './journal-file.ts';
 import { readPackage, type ModelPackage } from './model/package.ts';
 import type { PreflightProblem } from './plugin.ts';
@@ -126,7 +127,7 @@ async function parsedSources(config: Config, baseDir: string, registry: PluginRe
 }
 
 function fail(code: ErrorCode, problems: string[]): MatchdError {
-  return new MatchdError(code, problems.length === 1 ? problems[0]! : `start-up checks failed:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { problems });
+  return problems.length === 1 ? new MatchdError(code, problems[0]!, { problems }) : problemsError(code, 'start-up checks failed', problems);
 }
 
 /** Throws the first failing group's error (model, journal, config, ports), every problem of that group listed. */

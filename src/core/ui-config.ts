@@ -6,8 +6,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
-
-const positiveInt = z.number().int().positive();
+import { positiveInt } from './config-fields.ts';
 
 export const UiUserSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'user names: 1–64 letters, digits, _ . @ and -').describe('recorded with every decision'),

@@ -4,7 +4,9 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { fileActions, PermanentActionError, type ActionContext } from '../../src/core/actions/file-actions.ts';
+import type { ActionContext } from '../../src/core/actions/contract.ts';
+import { fileActions } from '../../src/core/actions/file-actions.ts';
+import { isMatchdError } from '../../src/core/errors.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { cleanupTmpDirs, tmpDir } from '../fixtures/models.ts';
 
@@ -67,7 +69,7 @@ describe('daemon: actions', () => {
     assert.deepEqual(fs.readdirSync(out), ['photo.jpg']);
     const other = setup('gone.jpg');
     fs.rmSync(other.src);
-    await assert.rejects(fileActions.move({ src: other.src, dir: other.out }, ctx(other.src).c), (e) => e instanceof PermanentActionError && e.code === 'MATCHD_ACTION_FAILED');
+    await assert.rejects(fileActions.move({ src: other.src, dir: other.out }, ctx(other.src).c), (e) => isMatchdError(e, 'MATCHD_ACTION_PERMANENT'));
   });
 
   test('a planned name taken by a different file meanwhile → a new unique name, nothing overwritten', async () => {

@@ -1,7 +1,8 @@
 // The dynamic batcher: max batch, max delay, bounded queue (backpressure), in-flight limit, errors per batch.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Batcher, QueueFullError } from '../../src/core/batcher.ts';
+import { Batcher } from '../../src/core/batcher.ts';
+import { isMatchdError } from '../../src/core/errors.ts';
 
 function deferred<T = void>() {
   let resolve!: (v: T) => void;
@@ -28,13 +29,13 @@ describe('daemon: batcher', () => {
     assert.deepEqual(batches, [[1, 2, 3]]);
   });
 
-  test('the queue is bounded: push past maxQueue throws QueueFullError, room comes back after a batch', async () => {
+  test('the queue is bounded: push past maxQueue throws MATCHD_QUEUE_FULL, room comes back after a batch', async () => {
     const gate = deferred();
     const b = new Batcher<number, number>({ maxBatch: 2, maxDelayMs: 20, maxQueue: 3, maxInFlight: 1, run: async (xs) => (await gate.promise, xs) });
     const running = [b.push(1), b.push(2)]; // a full batch: leaves at once (in flight)
     const queued = [b.push(3), b.push(4), b.push(5)];
     assert.equal(b.room, 0);
-    assert.throws(() => b.push(6), QueueFullError);
+    assert.throws(() => b.push(6), (e) => isMatchdError(e, 'MATCHD_QUEUE_FULL'));
     gate.resolve();
     assert.deepEqual(await Promise.all([...running, ...queued]), [1, 2, 3, 4, 5]);
     assert.equal(b.room, 3);
@@ -107,9 +108,9 @@ describe('daemon: batcher', () => {
     assert.deepEqual(batches, [[1, 2, 3]]);
   });
 
-  test('QueueFullError carries the catalogue code', () => {
+  test('a full queue says its capacity with the catalogue code', () => {
     const b = new Batcher<number, number>({ maxBatch: 2, maxDelayMs: 1, maxQueue: 1, maxInFlight: 1, run: async (xs) => xs });
     void b.push(1);
-    assert.throws(() => b.push(2), (e: any) => e instanceof QueueFullError && e.code === 'MATCHD_QUEUE_FULL');
+    assert.throws(() => b.push(2), (e) => isMatchdError(e, 'MATCHD_QUEUE_FULL') && e.details?.capacity === 1);
   });
 });

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { InferenceSession, tensor } from '../../src/core/engine.ts';
-import { openSession } from '../fixtures/engine.ts';
+import { InferenceSession } from '../../src/core/engine.ts';
+import { openSession, tensor } from '../fixtures/engine.ts';
 import {
   PATCH_DIM, cosine, importPackage, makeCheckpoint, maxAbsDiff, patchPositions, prompt, randomPixels, readNpyFloat32,
   runReference, tokenize, writeNpy,

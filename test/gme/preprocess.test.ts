@@ -48,7 +48,7 @@ async function assertMatchesReference(path: string, spec: GmeImageSpec, ref: Ref
   assert.equal(firstDifference(got.pixelValues, ref.pixelValues), null, 'pixel_values bit-identical');
   assert.equal(firstDifference(got.positionIds, ref.positionIds), null, 'position_ids');
   assert.equal(got.visualTokens, (ref.grid[1] * ref.grid[2]) / 4);
-  assert.deepEqual([got.source.width, got.source.height], ref.source, 'source size (displayed size when oriented)');
+  assert.deepEqual([got.original.width, got.original.height], ref.source, 'source size (displayed size when oriented)');
 }
 
 describe('gme-qwen2-vl: image preprocessing equals the Pillow + numpy reference', () => {
@@ -87,8 +87,8 @@ describe('gme-qwen2-vl: image preprocessing equals the Pillow + numpy reference'
     assert.deepEqual(plain[i]!.processed.height === transposed[i]!.processed.height, false, 'orientation 6 swaps the sides');
     const on = await prepareGmeImage(paths[i]!, ORIENTED);
     const off = await prepareGmeImage(paths[i]!, REFERENCE_EXACT);
-    assert.deepEqual([on.source.width, on.source.height], [240, 320]);
-    assert.deepEqual([off.source.width, off.source.height], [320, 240]);
+    assert.deepEqual([on.original.width, on.original.height], [240, 320]);
+    assert.deepEqual([off.original.width, off.original.height], [320, 240]);
     assert.deepEqual(on.grid, [1, off.grid[2], off.grid[1]]);
   });
 

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { MatchdError, type ErrorCode } from '../../src/core/errors.ts';
-import { loadImage, type ImageSpec } from '../../src/core/image.ts';
+import { loadImage } from '../../src/core/image/decode.ts';
+import type { ImageSpec } from '../../src/core/image/spec.ts';
 import {
   BLUE, GREEN, RED, animated, bmpHeader, cmykJpeg, exifOrientedJpeg, greyPng, halfTransparentPng, near, pixelAt, png16,
   pngBomb, solid, truncatedJpeg, writeImage,
@@ -108,7 +109,7 @@ describe('image: hostile inputs', () => {
     assert.equal(img.channels, 3);
     const px = pixelAt(img, 8, 8);
     assert.ok(px[0] >= 200 && px[1] <= 40 && px[2] <= 40, `red, got ${px}`);
-    assert.equal(img.source.format, 'jpeg');
+    assert.equal(img.original.format, 'jpeg');
   });
 
   test('16-bit PNG → 8-bit with the same colour', async () => {
@@ -126,7 +127,7 @@ describe('image: hostile inputs', () => {
     assert.equal(img.data.length, 16 * 16 * 3, 'one frame, not a strip of frames');
     assert.ok(near(pixelAt(img, 8, 8), RED, 8), `first frame is red, got ${pixelAt(img, 8, 8)}`);
     assert.ok(near(pixelAt(img, 8, 15), RED, 8));
-    assert.deepEqual(img.source, { format: 'gif', width: 16, height: 16 });
+    assert.deepEqual(img.original, { format: 'gif', width: 16, height: 16 });
   });
 
   test('animated WebP → the first frame only', async () => {
@@ -134,14 +135,14 @@ describe('image: hostile inputs', () => {
     assert.equal((await sharp(bytes).metadata()).pages, 2);
     const img = await loadImage(bytes, SQ);
     assert.ok(near(pixelAt(img, 8, 8), RED, 4), `got ${pixelAt(img, 8, 8)}`);
-    assert.equal(img.source.format, 'webp');
+    assert.equal(img.original.format, 'webp');
   });
 
   test('EXIF orientation 6 is applied: stored 64×32 left red | right blue displays 32×64, red on top', async () => {
     const bytes = await exifOrientedJpeg(6, RED, BLUE, 64, 32);
     assert.equal((await sharp(bytes).metadata()).orientation, 6, 'the fixture carries orientation 6');
     const img = await loadImage(bytes, { width: 32, height: 64, resize: 'squash' });
-    assert.deepEqual(img.source, { format: 'jpeg', width: 32, height: 64 });
+    assert.deepEqual(img.original, { format: 'jpeg', width: 32, height: 64 });
     for (const x of [4, 16, 28]) {
       assert.ok(near(pixelAt(img, x, 8), RED, 40), `top is red at x=${x}, got ${pixelAt(img, x, 8)}`);
       assert.ok(near(pixelAt(img, x, 56), BLUE, 40), `bottom is blue at x=${x}, got ${pixelAt(img, x, 56)}`);

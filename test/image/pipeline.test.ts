@@ -5,7 +5,9 @@ import { createReadStream } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { MatchdError, type ErrorCode } from '../../src/core/errors.ts';
-import { DEFAULT_LIMITS, imageSpecFrom, limitsFrom, loadImage, sniffFormat, type ImageSpec } from '../../src/core/image.ts';
+import { loadImage } from '../../src/core/image/decode.ts';
+import { sniffFormat } from '../../src/core/image/sniff.ts';
+import { DEFAULT_LIMITS, imageSpecFrom, limitsFrom, type ImageSpec } from '../../src/core/image/spec.ts';
 import { addon, type PackSpec } from '../../src/core/native.ts';
 import { BLUE, GREEN, RED, bands, bmpHeader, near, pixelAt, pngBomb, solid, writeImage, type Rgb } from '../fixtures/images.ts';
 import { cleanupTmpDirs, tmpDir } from '../fixtures/models.ts';
@@ -44,7 +46,7 @@ describe('image: pipeline', () => {
       for (let y = 0; y < 100; y++) {
         for (const x of [0, 99]) assert.ok(near(pixelAt(img, x, y), GREEN, 40), `(${x},${y}) mostly green, got ${pixelAt(img, x, y)}`);
       }
-      assert.deepEqual(img.source, { format: 'png', width: 400, height: 200 });
+      assert.deepEqual(img.original, { format: 'png', width: 400, height: 200 });
     });
 
     test('squash: all three bands, each scaled horizontally', async () => {
@@ -105,7 +107,7 @@ describe('image: pipeline', () => {
       const fromIterable = await loadImage(Readable.from(chunked(threeBands, 100)), spec);
       for (const other of [fromBuffer, fromView, fromFsStream, fromIterable]) {
         assert.ok(Buffer.compare(Buffer.from(other.data), Buffer.from(fromPath.data)) === 0);
-        assert.deepEqual(other.source, fromPath.source);
+        assert.deepEqual(other.original, fromPath.original);
       }
     });
 
@@ -208,7 +210,7 @@ describe('image: pipeline', () => {
       assert.equal(sniffFormat(s([0xff, 0xd8])), null, 'too short to tell');
       // the extension is irrelevant: a PNG written as .jpg decodes as png
       const img = await loadImage(writeImage(tmpDir(), 'really-a-png.jpg', await solid(8, 8, BLUE)), { width: 8, height: 8, resize: 'squash' });
-      assert.equal(img.source.format, 'png');
+      assert.equal(img.original.format, 'png');
     });
   });
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openFamily, type FamilyModel, type PreparedImage } from '../../src/core/model/families/index.ts';
 import { readPackage } from '../../src/core/model/package.ts';
-import { limitsFrom } from '../../src/core/image.ts';
+import { limitsFrom } from '../../src/core/image/spec.ts';
 import { Pipeline } from '../../src/core/pipeline.ts';
 import { cleanupTmpDirs, tmpDir } from '../fixtures/models.ts';
 import { demoDir, sampleImages, samplesDir } from '../fixtures/packages.ts';

@@ -5,44 +5,8 @@
 import { rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { MatchdError } from '../errors.ts';
-import type { Logger } from '../log.ts';
+import { PermanentActionError, type ActionContext, type ActionResult } from './contract.ts';
 import { copyFile, exists, moveFile, sameContent, uniqueName, writeFileAtomic } from './fs-ops.ts';
-
-/** What an action may read and record while it runs. */
-export interface ActionContext {
-  jobId: number;
-  /** The job as journalled: source, rule, the sender's meta, the source's origin, outcome and the result document. */
-  job: {
-    source: string; rule: string; imagePath: string; meta: Record<string, unknown>; origin: Record<string, unknown>;
-    outcome: string | null; result: Record<string, unknown> | null; createdAt: number;
-  };
-  /** 1 for the first try. */
-  attempt: number;
-  /** The clock the runner schedules with (a fake one in tests). */
-  now(): number;
-  /** Where the job's file is now (after an earlier move/copy), else its original path. */
-  location: string;
-  /** Persist a decision (like the destination name) before acting, so a retry makes the same one. */
-  remember(payload: Record<string, unknown>): void;
-  log: Logger;
-}
-
-/** An action's result: the file's new location when it moved or copied it. */
-export type ActionResult = { location?: string };
-
-/** A failure that retrying cannot fix (the action goes straight to dead). */
-export class PermanentActionError extends MatchdError {
-  constructor(message: string) {
-    super('MATCHD_ACTION_FAILED', message);
-  }
-}
-
-/** A failure to retry after a delay the action chose itself (its own schedule, or a server's Retry-After). */
-export class RetryLaterError extends MatchdError {
-  constructor(message: string, readonly retryAfterMs: number) {
-    super('MATCHD_ACTION_FAILED', message);
-  }
-}
 
 type Transfer = { src: string; dir: string; dest?: string; companions?: string[] };
 
@@ -134,5 +98,3 @@ export const fileActions = {
     return {};
   },
 };
-
-export type ActionKind = keyof typeof fileActions;

@@ -8,10 +8,8 @@ import type { JournalApi } from '../journal-api.ts';
 import type { Action, Job } from '../journal.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { PermanentActionError, RetryLaterError, type ActionContext, type ActionResult } from './file-actions.ts';
+import { PermanentActionError, failureKind, type ActionContext, type ActionHandler } from './contract.ts';
 import { Lanes } from './lanes.ts';
-
-export type ActionHandler = (payload: Record<string, unknown>, ctx: ActionContext) => Promise<ActionResult>;
 
 /** How the runner reaches the journal: the daemon passes its JournalHealth so a write error pauses, never throws. */
 export interface JournalGuard {
@@ -148,10 +146,10 @@ export class ActionRunner {
     } catch (err) {
       const attempt = a.attempts + 1;
       // An action that schedules its own retries decides when to give up (it throws PermanentActionError then).
-      const own = err instanceof RetryLaterError;
-      const permanent = err instanceof PermanentActionError || (!own && attempt >= this.maxAttempts);
+      const { permanent: dead, retryAfterMs } = failureKind(err);
+      const permanent = dead || (retryAfterMs === null && attempt >= this.maxAttempts);
       const message = (err as Error).message;
-      const delay = own ? err.retryAfterMs : this.backoff[Math.min(attempt - 1, this.backoff.length - 1)]!;
+      const delay = retryAfterMs ?? this.backoff[Math.min(attempt - 1, this.backoff.length - 1)]!;
       const retryAt = permanent ? null : this.now() + delay;
       this.guard.run('record action failure', () => this.journal.actionFailed(a, message, retryAt), undefined);
       this.metrics?.actions.inc({ kind: a.kind, result: permanent ? 'dead' : 'retry' });

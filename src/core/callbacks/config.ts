@@ -4,6 +4,7 @@
  */
 import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
+import { ms } from '../config-fields.ts';
 
 /** A Standard Webhooks secret: `whsec_` + base64 (what `standardwebhooks` accepts). */
 export const WebhookSecretSchema = z
@@ -32,7 +33,7 @@ export const EndpointNameSchema = z.string({ error: 'endpoint must be a name' })
 export const CallbacksConfigSchema = z.strictObject({
   /** Each endpoint signs with its own secret; a receiver verifies with that one. */
   endpoints: z.record(EndpointNameSchema, z.strictObject({ url: HttpUrlSchema, secret: WebhookSecretSchema })).default({}),
-  timeoutMs: z.number({ error: 'callbacks.timeoutMs must be a number of milliseconds' }).int().min(1).default(15_000).describe('one delivery attempt, headers and body'),
+  timeoutMs: ms('callbacks.timeoutMs').min(1, 'callbacks.timeoutMs must be >= 1').default(15_000).describe('one delivery attempt, headers and body'),
 });
 
 export type CallbacksConfig = z.output<typeof CallbacksConfigSchema>;

@@ -5,8 +5,8 @@
  */
 import sharp, { type Metadata } from 'sharp';
 import type { MatchdError } from '../errors.ts';
-import type { ImageInput } from '../image.ts';
-import { messageOf, readInput, type ByteLimits, type Source } from './read.ts';
+import type { ImageInput } from './spec.ts';
+import { messageOf, readInput, type ByteLimits, type InputName } from './read.ts';
 import { describeContent, sniffFormat, SNIFF_BYTES } from './sniff.ts';
 
 /** Containers this sharp build decodes. Others that sniffing recognises (bmp, svg, jxl...) are MATCHD_IMAGE_UNSUPPORTED. */
@@ -19,20 +19,20 @@ export const DECODABLE_FORMATS: readonly string[] = ['jpeg', 'png', 'gif', 'webp
 export const FAIL_ON = 'error' as const;
 
 /** Map a sharp/libvips failure to one of the three codes; the sharp message is kept in the text and in details.cause. */
-export function fromSharp(err: unknown, src: Source, format: string, maxPixels: number): MatchdError {
+export function fromSharp(err: unknown, name: InputName, format: string, maxPixels: number): MatchdError {
   const msg = messageOf(err);
   if (/exceeds pixel limit/i.test(msg)) {
-    return src.fail('MATCHD_IMAGE_TOO_LARGE', `${format} exceeds the limit of ${maxPixels} pixels (limits.maxPixels)`, { format, maxPixels, cause: msg });
+    return name.fail('MATCHD_IMAGE_TOO_LARGE', `${format} exceeds the limit of ${maxPixels} pixels (limits.maxPixels)`, { format, maxPixels, cause: msg });
   }
   if (/unsupported image format|unsupported (codec|compression|feature)|no decoding plugin|decoder plugin|not supported/i.test(msg)) {
-    return src.fail('MATCHD_IMAGE_UNSUPPORTED', `${format} variant this build cannot decode: ${msg}`, { format, cause: msg });
+    return name.fail('MATCHD_IMAGE_UNSUPPORTED', `${format} variant this build cannot decode: ${msg}`, { format, cause: msg });
   }
-  return src.fail('MATCHD_IMAGE_DECODE', `cannot decode ${format}: ${msg}`, { format, cause: msg });
+  return name.fail('MATCHD_IMAGE_DECODE', `cannot decode ${format}: ${msg}`, { format, cause: msg });
 }
 
 export interface Admitted {
   buf: Buffer;
-  src: Source;
+  name: InputName;
   format: string;
   /** The header: size, orientation, channels — no pixels decoded. */
   meta: Metadata & { width: number; height: number };
@@ -42,15 +42,15 @@ export interface Admitted {
 
 /** Read and check an input up to its header (MATCHD_IMAGE_DECODE / _TOO_LARGE / _UNSUPPORTED naming the input). */
 export async function admitImage(input: ImageInput, lim: ByteLimits & { maxPixels: number }, extra: { ignoreIcc?: boolean } = {}): Promise<Admitted> {
-  const { buf, src } = await readInput(input, lim);
+  const { buf, name } = await readInput(input, lim);
   const head = buf.subarray(0, SNIFF_BYTES);
   const format = sniffFormat(head);
   if (format === null) {
-    throw src.fail('MATCHD_IMAGE_UNSUPPORTED', `not an image: found ${describeContent(head)}`, { bytes: buf.length });
+    throw name.fail('MATCHD_IMAGE_UNSUPPORTED', `not an image: found ${describeContent(head)}`, { bytes: buf.length });
   }
   if (!DECODABLE_FORMATS.includes(format)) {
     const why = format === 'svg' ? 'svg (vector) images are not accepted' : `${format} images are not supported by this build`;
-    throw src.fail('MATCHD_IMAGE_UNSUPPORTED', `${why} (decodable: ${DECODABLE_FORMATS.join(', ')})`, { format });
+    throw name.fail('MATCHD_IMAGE_UNSUPPORTED', `${why} (decodable: ${DECODABLE_FORMATS.join(', ')})`, { format });
   }
   // Header only: no pixel data is decoded here, so a 50000×50000 claim costs nothing. The limit is lifted for this
   // call only so that the refusal below can name the dimensions; the decode itself runs with the limit.
@@ -59,16 +59,16 @@ export async function admitImage(input: ImageInput, lim: ByteLimits & { maxPixel
   try {
     meta = await sharp(buf, { ...first, limitInputPixels: false }).metadata();
   } catch (err) {
-    throw fromSharp(err, src, format, lim.maxPixels);
+    throw fromSharp(err, name, format, lim.maxPixels);
   }
   const { width: w, height: h } = meta;
-  if (!w || !h) throw src.fail('MATCHD_IMAGE_DECODE', `${format} header has no dimensions`, { format });
+  if (!w || !h) throw name.fail('MATCHD_IMAGE_DECODE', `${format} header has no dimensions`, { format });
   if (w * h > lim.maxPixels) {
-    throw src.fail(
+    throw name.fail(
       'MATCHD_IMAGE_TOO_LARGE',
       `${format} of ${w}×${h} = ${w * h} pixels exceeds the limit of ${lim.maxPixels} pixels (limits.maxPixels); refused before decoding`,
       { format, width: w, height: h, maxPixels: lim.maxPixels },
     );
   }
-  return { buf, src, format, meta: meta as Admitted['meta'], first: { ...first, limitInputPixels: lim.maxPixels } as Admitted['first'] };
+  return { buf, name, format, meta: meta as Admitted['meta'], first: { ...first, limitInputPixels: lim.maxPixels } as Admitted['first'] };
 }

@@ -13,7 +13,7 @@
  */
 import sharp, { type OutputInfo } from 'sharp';
 import { MatchdError } from '../errors.ts';
-import { limitsFrom, type DecodeLimits, type ImageInput, type ImageSourceInfo } from '../image.ts';
+import { limitsFrom, type DecodeLimits, type ImageInput, type OriginalImage } from './spec.ts';
 import type { Raster } from '../native.ts';
 import { admitImage, fromSharp } from './admit.ts';
 
@@ -27,7 +27,7 @@ export interface DecodeRgbOptions {
   beforeDecode?: (width: number, height: number) => void;
 }
 
-export type RgbImage = Raster & { channels: 3; source: ImageSourceInfo };
+export type RgbImage = Raster & { channels: 3; original: OriginalImage };
 
 /**
  * Decode `input` to raw interleaved RGB at its (oriented) size. `data` is sharp's Buffer (no copy). Rejects with
@@ -36,7 +36,7 @@ export type RgbImage = Raster & { channels: 3; source: ImageSourceInfo };
 export async function decodeRgb(input: ImageInput, options: DecodeRgbOptions = {}, limits?: Partial<DecodeLimits>): Promise<RgbImage> {
   const lim = limitsFrom(limits);
   const orient = options.exifOrientation ?? true;
-  const { buf, src, format, meta, first } = await admitImage(input, lim, { ignoreIcc: true });
+  const { buf, name, format, meta, first } = await admitImage(input, lim, { ignoreIcc: true });
   const { width: w, height: h } = meta;
 
   const swapped = orient && (meta.orientation ?? 1) >= 5;
@@ -44,7 +44,7 @@ export async function decodeRgb(input: ImageInput, options: DecodeRgbOptions = {
   try {
     options.beforeDecode?.(ow, oh);
   } catch (err) {
-    if (err instanceof MatchdError) throw src.fail(err.code, err.message, { format, ...err.details });
+    if (err instanceof MatchdError) throw name.fail(err.code, err.message, { format, ...err.details });
     throw err;
   }
 
@@ -54,15 +54,15 @@ export async function decodeRgb(input: ImageInput, options: DecodeRgbOptions = {
     if (orient) img = img.autoOrient();
     out = await img.toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (err) {
-    throw fromSharp(err, src, format, lim.maxPixels);
+    throw fromSharp(err, name, format, lim.maxPixels);
   }
   const { data, info } = out;
   if (info.channels !== 3 || info.width !== ow || info.height !== oh || data.length !== ow * oh * 3) {
     throw new MatchdError(
       'MATCHD_INTERNAL',
-      `image ${src.label}: decoding produced ${info.width}×${info.height}×${info.channels} (${data.length} bytes), expected ${ow}×${oh}×3`,
-      { input: src.label, info },
+      `image ${name.label}: decoding produced ${info.width}×${info.height}×${info.channels} (${data.length} bytes), expected ${ow}×${oh}×3`,
+      { input: name.label, info },
     );
   }
-  return { data, width: ow, height: oh, channels: 3, source: { format, width: ow, height: oh } };
+  return { data, width: ow, height: oh, channels: 3, original: { format, width: ow, height: oh } };
 }

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { MatchdError, type ErrorCode } from '../errors.ts';
-import type { ImageInput } from '../image.ts';
+import type { ImageInput } from './spec.ts';
 
 export interface ByteLimits {
   maxBytes: number;
@@ -18,7 +18,7 @@ export function messageOf(err: unknown): string {
 }
 
 /** The input as messages name it: a quoted path, "(buffer of N bytes)" or "(stream of N bytes)". */
-export class Source {
+export class InputName {
   constructor(readonly label: string) {}
 
   fail(code: ErrorCode, what: string, details: Record<string, unknown> = {}): MatchdError {
@@ -30,8 +30,8 @@ function bufferLabel(n: number): string {
   return `(buffer of ${n} bytes)`;
 }
 
-async function readFile(path: string, limits: ByteLimits): Promise<{ buf: Buffer; src: Source }> {
-  const src = new Source(JSON.stringify(path));
+async function readFile(path: string, limits: ByteLimits): Promise<{ buf: Buffer; name: InputName }> {
+  const name = new InputName(JSON.stringify(path));
   let fh: fsp.FileHandle;
   try {
     // O_NONBLOCK: opening a FIFO without a writer would otherwise block a libuv thread forever; fstat below refuses it.
@@ -39,14 +39,14 @@ async function readFile(path: string, limits: ByteLimits): Promise<{ buf: Buffer
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : messageOf(err);
-    throw src.fail('MATCHD_IMAGE_DECODE', `cannot open: ${why}`, { cause: code ?? messageOf(err) });
+    throw name.fail('MATCHD_IMAGE_DECODE', `cannot open: ${why}`, { cause: code ?? messageOf(err) });
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw src.fail('MATCHD_IMAGE_DECODE', `not a regular file (${st.isFIFO() ? 'a named pipe' : st.isDirectory() ? 'a directory' : st.isSocket() ? 'a socket' : 'a device or special file'})`);
-    if (st.size === 0) throw src.fail('MATCHD_IMAGE_DECODE', 'empty file (0 bytes)', { bytes: 0 });
+    if (!st.isFile()) throw name.fail('MATCHD_IMAGE_DECODE', `not a regular file (${st.isFIFO() ? 'a named pipe' : st.isDirectory() ? 'a directory' : st.isSocket() ? 'a socket' : 'a device or special file'})`);
+    if (st.size === 0) throw name.fail('MATCHD_IMAGE_DECODE', 'empty file (0 bytes)', { bytes: 0 });
     if (st.size > limits.maxBytes) {
-      throw src.fail('MATCHD_IMAGE_TOO_LARGE', `${st.size} bytes exceeds the limit of ${limits.maxBytes} bytes (limits.maxBytes)`, {
+      throw name.fail('MATCHD_IMAGE_TOO_LARGE', `${st.size} bytes exceeds the limit of ${limits.maxBytes} bytes (limits.maxBytes)`, {
         bytes: st.size, maxBytes: limits.maxBytes,
       });
     }
@@ -57,17 +57,17 @@ async function readFile(path: string, limits: ByteLimits): Promise<{ buf: Buffer
       if (bytesRead === 0) break; // shrank since stat: decode what is there (it will fail as truncated if it matters)
       filled += bytesRead;
     }
-    if (filled === 0) throw src.fail('MATCHD_IMAGE_DECODE', 'empty file (0 bytes)', { bytes: 0 });
-    return { buf: buf.subarray(0, filled), src };
+    if (filled === 0) throw name.fail('MATCHD_IMAGE_DECODE', 'empty file (0 bytes)', { bytes: 0 });
+    return { buf: buf.subarray(0, filled), name };
   } catch (err) {
     if (err instanceof MatchdError) throw err;
-    throw src.fail('MATCHD_IMAGE_DECODE', `cannot read: ${messageOf(err)}`, { cause: messageOf(err) });
+    throw name.fail('MATCHD_IMAGE_DECODE', `cannot read: ${messageOf(err)}`, { cause: messageOf(err) });
   } finally {
     await fh.close().catch(() => {});
   }
 }
 
-async function readStream(stream: NodeJS.ReadableStream | AsyncIterable<unknown>, limits: ByteLimits): Promise<{ buf: Buffer; src: Source }> {
+async function readStream(stream: NodeJS.ReadableStream | AsyncIterable<unknown>, limits: ByteLimits): Promise<{ buf: Buffer; name: InputName }> {
   const iterable: AsyncIterable<unknown> =
     Symbol.asyncIterator in stream ? (stream as AsyncIterable<unknown>) : new Readable().wrap(stream as NodeJS.ReadableStream);
   const chunks: Buffer[] = [];
@@ -83,7 +83,7 @@ async function readStream(stream: NodeJS.ReadableStream | AsyncIterable<unknown>
       if (!b) throw new TypeError(`the stream produced a ${typeof chunk} chunk (expected bytes)`);
       total += b.length;
       if (total > limits.maxBytes) {
-        throw new Source(`(stream, over ${limits.maxBytes} bytes read)`).fail(
+        throw new InputName(`(stream, over ${limits.maxBytes} bytes read)`).fail(
           'MATCHD_IMAGE_TOO_LARGE',
           `more than ${limits.maxBytes} bytes (limits.maxBytes); reading stopped`,
           { bytes: total, maxBytes: limits.maxBytes },
@@ -93,31 +93,31 @@ async function readStream(stream: NodeJS.ReadableStream | AsyncIterable<unknown>
     }
   } catch (err) {
     if (err instanceof MatchdError) throw err;
-    throw new Source(`(stream, ${total} bytes read)`).fail('MATCHD_IMAGE_DECODE', `reading the stream failed: ${messageOf(err)}`, {
+    throw new InputName(`(stream, ${total} bytes read)`).fail('MATCHD_IMAGE_DECODE', `reading the stream failed: ${messageOf(err)}`, {
       cause: messageOf(err),
     });
   }
   const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
-  const src = new Source(`(stream of ${total} bytes)`);
-  if (total === 0) throw src.fail('MATCHD_IMAGE_DECODE', 'empty stream (0 bytes)', { bytes: 0 });
-  return { buf, src };
+  const name = new InputName(`(stream of ${total} bytes)`);
+  if (total === 0) throw name.fail('MATCHD_IMAGE_DECODE', 'empty stream (0 bytes)', { bytes: 0 });
+  return { buf, name };
 }
 
-export async function readInput(input: ImageInput, limits: ByteLimits): Promise<{ buf: Buffer; src: Source }> {
+export async function readInput(input: ImageInput, limits: ByteLimits): Promise<{ buf: Buffer; name: InputName }> {
   if (typeof input === 'string') {
     if (input === '') throw new MatchdError('MATCHD_BAD_INPUT', 'image path is an empty string');
     return readFile(input, limits);
   }
   if (input instanceof Uint8Array) {
     const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-    const src = new Source(bufferLabel(buf.length));
-    if (buf.length === 0) throw src.fail('MATCHD_IMAGE_DECODE', 'empty buffer (0 bytes)', { bytes: 0 });
+    const name = new InputName(bufferLabel(buf.length));
+    if (buf.length === 0) throw name.fail('MATCHD_IMAGE_DECODE', 'empty buffer (0 bytes)', { bytes: 0 });
     if (buf.length > limits.maxBytes) {
-      throw src.fail('MATCHD_IMAGE_TOO_LARGE', `${buf.length} bytes exceeds the limit of ${limits.maxBytes} bytes (limits.maxBytes)`, {
+      throw name.fail('MATCHD_IMAGE_TOO_LARGE', `${buf.length} bytes exceeds the limit of ${limits.maxBytes} bytes (limits.maxBytes)`, {
         bytes: buf.length, maxBytes: limits.maxBytes,
       });
     }
-    return { buf, src };
+    return { buf, name };
   }
   if (typeof input === 'object' && input !== null && (Symbol.asyncIterator in input || typeof (input as NodeJS.ReadableStream).pipe === 'function')) {
     return readStream(input, limits);

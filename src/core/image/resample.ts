@@ -17,7 +17,7 @@
  */
 import sharp, { type OutputInfo, type Sharp } from 'sharp';
 import { MatchdError } from '../errors.ts';
-import type { ResizeKernel } from '../image.ts';
+import type { ResizeKernel } from './spec.ts';
 
 export interface Window {
   /** The size the whole image is resized to. */

@@ -198,7 +198,6 @@ export type DualEncoderManifest = z.output<typeof DualEncoderManifestSchema>;
 export type GmeManifest = z.output<typeof GmeManifestSchema>;
 export type GmeSpec = GmeManifest['gme'];
 export type Bands = z.output<typeof BandsSchema>;
-export type ImageEncoderSpec = DualEncoderManifest['image'];
 export type TextEncoderSpec = DualEncoderManifest['text'];
 
 /** The JSON Schema published as models/model.schema.json. */

@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import type { ZodError } from 'zod';
 import { MatchdError } from '../errors.ts';
+import { problemsError, zodProblems } from '../problems.ts';
 import { ManifestSchema, type Manifest } from './manifest.ts';
 
 export interface ModelPackage<M extends Manifest = Manifest> {
@@ -17,18 +17,9 @@ export interface ModelPackage<M extends Manifest = Manifest> {
   files: Record<string, string>;
 }
 
-/** Format zod issues as "path: message" lines. */
-export function zodProblems(err: ZodError, prefix = ''): string[] {
-  return err.issues.map((i) => `${[prefix, ...i.path.map(String)].filter(Boolean).join('.') || '(root)'}: ${i.message}`);
-}
-
 /** MATCHD_MODEL_INVALID listing every problem with a package. */
 export function invalidPackage(dir: string, problems: string[]): MatchdError {
-  return new MatchdError(
-    'MATCHD_MODEL_INVALID',
-    `model package ${dir} is invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
-    { dir, problems },
-  );
+  return problemsError('MATCHD_MODEL_INVALID', `model package ${dir} is invalid`, problems, { dir });
 }
 
 /** The files a manifest names, keyed by where it names them. */

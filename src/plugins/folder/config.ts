@@ -1,10 +1,7 @@
 /** The folder source's options (`sources[].options` for `type: folder`). */
 import { z } from 'zod';
+import { bool, globs, ms } from '../../core/config-fields.ts';
 import { DEFAULT_EXTENSIONS } from './filter.ts';
-
-const ms = (field: string) =>
-  z.number({ error: `${field} must be a number of milliseconds` }).int(`${field} must be a whole number of milliseconds`).min(0, `${field} must be >= 0`);
-const bool = (field: string) => z.boolean({ error: `${field} must be true or false` });
 
 /** Validates and fills in the defaults of the folder source's options. */
 export const FolderConfigSchema = z.strictObject(
@@ -16,8 +13,7 @@ export const FolderConfigSchema = z.strictObject(
       .min(1, 'paths needs at least one folder'),
     recursive: bool('recursive').default(false),
     create: bool('create').default(false).describe('create missing folders at start (else a missing folder is an error)'),
-    ignore: z
-      .array(z.string({ error: 'ignore must hold glob strings' }).min(1, 'ignore must not hold an empty glob'), { error: 'ignore must be a list of globs' })
+    ignore: globs('ignore')
       .default([])
       .describe('globs added to the defaults (.*, *.tmp, *.part, *.crdownload, ~$*, @eaDir); matched case-insensitively'),
     extensions: z

@@ -2,11 +2,10 @@
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { WebhookSecretSchema as secret } from '../../core/callbacks/config.ts';
+import { bytes, ms } from '../../core/config-fields.ts';
 
 const MiB = 1024 * 1024;
 const name = (what: string) => z.string({ error: `${what} must be a name` }).regex(/^[A-Za-z0-9_.-]+$/, `${what}: letters, digits, _ . and -`);
-const ms = (field: string) => z.number({ error: `${field} must be a number of milliseconds` }).int().min(0);
-const bytes = (field: string) => z.number({ error: `${field} must be a number of bytes` }).int().positive(`${field} must be > 0`);
 
 /** An IP address or CIDR (`127.0.0.1`, `10.1.0.0/16`, `::1`). */
 const cidr = z.string().refine((s) => {

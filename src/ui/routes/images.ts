@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import { MatchdError, isMatchdError } from '../../core/errors.ts';
 import { admitImage } from '../../core/image/admit.ts';
 import type { Job } from '../../core/journal.ts';
+import { Limiter } from '../../core/limit.ts';
 import type { UiContext } from '../context.ts';
 
 const SIZES = { thumb: 192, large: 1600 } as const;
@@ -20,24 +21,8 @@ export function jobImageAvailable(job: Job): boolean {
   return (job.state === 'done' || job.state === 'failed') && !job.extra.temporary && job.outcome !== 'error';
 }
 
-class Gate {
-  private running = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(private readonly max: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.running >= this.max) await new Promise<void>((r) => this.waiting.push(r));
-    this.running++;
-    try {
-      return await fn();
-    } finally {
-      this.running--;
-      this.waiting.shift()?.();
-    }
-  }
-}
-
 export function registerImages(app: FastifyInstance, ctx: UiContext): void {
-  const gate = new Gate(CONCURRENCY);
+  const gate = new Limiter(CONCURRENCY);
   const limits = { maxBytes: ctx.b.config.model.maxBytes, maxPixels: ctx.b.config.model.maxPixels };
   const gone = (id: number, why: string) => new MatchdError('MATCHD_REQUEST_INVALID', `job ${id} has no image to show: ${why}`, { status: 404 });
 

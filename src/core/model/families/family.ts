@@ -4,14 +4,14 @@
  * shared, so a new family never touches the daemon.
  */
 import type { EngineOptions } from '../../engine.ts';
-import type { DecodeLimits, ImageInput, ImageSourceInfo } from '../../image.ts';
+import type { DecodeLimits, ImageInput, OriginalImage } from '../../image/spec.ts';
 import type { Manifest } from '../manifest.ts';
 import type { ModelPackage } from '../package.ts';
 
 /** An image made ready for its encoder: the family's own payload plus what the batcher needs to know. */
 export interface PreparedImage {
   /** What the decoder saw: the container format and the size as displayed. */
-  source: ImageSourceInfo;
+  original: OriginalImage;
   /** Its share of a batch's budget: 1 for fixed-size encoders, visual tokens for GME. */
   cost: number;
 }

@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { MatchdError } from '../../errors.ts';
+import { problemsError } from '../../problems.ts';
 import { startingCalibration, type Calibration, type Logits } from './calibration.ts';
 import {
   configImageSize, imageSettings, modelTypeOf, readHfJson, textSettings,
@@ -235,7 +235,7 @@ export function planHfImport(dir: string, options: HfImportOptions = {}): HfPlan
     if (!embeddingSize) problems.push('embedding size unknown: neither output has a fixed last dimension and config.json has no projection_dim');
   }
   if (problems.length) {
-    throw new MatchdError('MATCHD_MODEL_INVALID', `cannot import ${dir}:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { dir, problems });
+    throw problemsError('MATCHD_MODEL_INVALID', `cannot import ${dir}`, problems, { dir });
   }
   const config = json!.config;
   const name = options.name ?? (typeof config._name_or_path === 'string' && config._name_or_path ? config._name_or_path : path.basename(path.resolve(dir)));

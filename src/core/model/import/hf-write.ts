@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { stringify } from 'yaml';
 import type { EngineOptions } from '../../engine.ts';
 import { MatchdError } from '../../errors.ts';
-import { limitsFrom } from '../../image.ts';
+import { limitsFrom } from '../../image/spec.ts';
 import { openFamily } from '../families/index.ts';
 import { readPackage } from '../package.ts';
 import { planHfImport, type HfImportOptions, type HfPlan, type TowerPlan } from './hf-onnx.ts';

@@ -4,7 +4,8 @@
  * one run; texts are tokenised as queries and encoded in one run.
  */
 import { InferenceSession } from '../../../engine.ts';
-import { KERNEL_OF_RESAMPLE, decodeImage, imageSpecFrom, type DecodeLimits, type ImageInput, type ImageSpec, type LoadedImage } from '../../../image.ts';
+import { decodeImage, type LoadedImage } from '../../../image/decode.ts';
+import { KERNEL_OF_RESAMPLE, imageSpecFrom, type DecodeLimits, type ImageInput, type ImageSpec } from '../../../image/spec.ts';
 import { addon, type Tensor } from '../../../native.ts';
 import type { DualEncoderManifest } from '../../manifest.ts';
 import { invalidPackage, type ModelPackage } from '../../package.ts';
@@ -42,7 +43,7 @@ class DualEncoder implements FamilyModel<DualImage> {
 
   async prepareImage(input: ImageInput): Promise<DualImage> {
     const pixels = await decodeImage(input, this.spec, this.limits);
-    return { pixels, source: pixels.source, cost: 1 };
+    return { pixels, original: pixels.original, cost: 1 };
   }
 
   async encodeImages(images: DualImage[]): Promise<Float32Array[]> {

@@ -10,7 +10,7 @@
  * last real token and L2-normalises). Rows are grouped by a token budget, longest with longest, so padding stays small.
  */
 import { InferenceSession } from '../../../engine.ts';
-import type { DecodeLimits, ImageInput } from '../../../image.ts';
+import type { DecodeLimits, ImageInput } from '../../../image/spec.ts';
 import type { Tensor } from '../../../native.ts';
 import { l2normalize } from '../../../scoring.ts';
 import type { GmeManifest } from '../../manifest.ts';
@@ -73,7 +73,7 @@ class GmeQwen2Vl implements FamilyModel<GmeImage> {
     const resized = await loadGmeImage(input, spec, this.limits);
     const prompt = this.prompts.image(resized.visualTokens); // refuses an image whose visual tokens do not fit maxLength
     const ids = positionIds(resized.grid[1], resized.grid[2], spec.mergeSize);
-    return { resized, positionIds: ids, prompt, source: resized.source, cost: resized.visualTokens };
+    return { resized, positionIds: ids, prompt, original: resized.original, cost: resized.visualTokens };
   }
 
   async encodeImages(images: GmeImage[]): Promise<Float32Array[]> {

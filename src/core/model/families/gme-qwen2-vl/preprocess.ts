@@ -8,19 +8,14 @@
  * One documented deviation: EXIF orientation is applied by default (`exifOrientation: true`); the reference ignores
  * the tag, so phone photos reach it sideways. `exifOrientation: false` reproduces the reference exactly.
  */
-import { type DecodeLimits, type ImageInput, type ImageSourceInfo } from '../../../image.ts';
+import type { DecodeLimits, ImageInput, OriginalImage } from '../../../image/spec.ts';
 import { decodeRgb, type RgbImage } from '../../../image/decode-rgb.ts';
-import { addon, type Raster } from '../../../native.ts';
+import { addon, type Raster, type VisionPatchSpec } from '../../../native.ts';
 import { positionIds } from './position-ids.ts';
 import { fetchSize, processorSize } from './smart-resize.ts';
 
 /** The `gme.image` block of a gme-qwen2-vl model.yaml (validated by the manifest; trusted here). */
-export interface GmeImageSpec {
-  patchSize: number;
-  temporalPatchSize: number;
-  mergeSize: number;
-  mean: [number, number, number];
-  std: [number, number, number];
+export interface GmeImageSpec extends Omit<VisionPatchSpec, 'offset'> {
   /** The image processor's pixel range (256·784 .. 1280·784 for GME). */
   minPixels: number;
   maxPixels: number;
@@ -56,7 +51,7 @@ export interface GmeResizedImage {
   /** Patch rows (t·h·w) and merged visual tokens (rows / mergeSize²): the <|image_pad|> count. */
   patches: number;
   visualTokens: number;
-  source: ImageSourceInfo;
+  original: OriginalImage;
   /** Height × width after fetch_image and after the processor's resize (for tests and logs). */
   fetchedSize: [number, number];
 }
@@ -68,7 +63,7 @@ export interface GmePreparedImage {
   positionIds: BigInt64Array;
   grid: [1, number, number];
   visualTokens: number;
-  source: ImageSourceInfo;
+  original: OriginalImage;
 }
 
 /** Floats per patch row: 3 channels × temporalPatchSize frames × patchSize². 1176 for GME. */
@@ -103,7 +98,7 @@ export async function resizeForGme(decoded: RgbImage, spec: GmeImageSpec, onStag
     grid: [1, gh, gw],
     patches,
     visualTokens: patches / (spec.mergeSize * spec.mergeSize),
-    source: decoded.source,
+    original: decoded.original,
     fetchedSize: [fh, fw],
   };
 }
@@ -153,6 +148,6 @@ export async function prepareGmeImage(
     positionIds: positionIds(img.grid[1], img.grid[2], spec.mergeSize),
     grid: img.grid,
     visualTokens: img.visualTokens,
-    source: img.source,
+    original: img.original,
   };
 }

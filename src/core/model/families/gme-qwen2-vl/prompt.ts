@@ -7,6 +7,7 @@
  */
 import { Tokenizer } from 'tokenizers';
 import { MatchdError } from '../../../errors.ts';
+import { problemsError } from '../../../problems.ts';
 import type { GmeSpec } from '../../manifest.ts';
 
 export interface Prompt {
@@ -46,7 +47,7 @@ export class GmePrompts {
     const ids = (await tok.encode(fillTemplate(spec.template, { instruction: spec.documentInstruction, vision: spec.vision, text: '' }))).getIds();
     const pads = ids.flatMap((id, i) => (id === spec.imagePadId ? [i] : []));
     if (problems.length === 0 && pads.length !== 1) problems.push(`${where}.text.template: an image prompt has ${pads.length} image pads after tokenising, expected 1`);
-    if (problems.length) throw new MatchdError('MATCHD_MODEL_INVALID', `tokenizer ${file} does not fit the manifest:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { problems });
+    if (problems.length) throw problemsError('MATCHD_MODEL_INVALID', `tokenizer ${file} does not fit the manifest`, problems);
     return new GmePrompts(tok, spec, ids.slice(0, pads[0]), ids.slice(pads[0]! + 1));
   }
 
