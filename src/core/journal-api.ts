@@ -7,7 +7,7 @@
  */
 import type { Journal } from './journal.ts';
 
-export type JournalBackend = 'sqlite' | 'postgres';
+export type { JournalBackend } from './journal-types.ts';
 
 /** What the daemon, the action runner, retention and the web page use of a journal. */
 export type JournalApi = Omit<Journal, 'sql' | 'file'>;

@@ -8,40 +8,14 @@ import type { JournalApi } from './journal-api.ts';
 import type { PgJournal } from './journal-pg/journal.ts';
 import { pgActionsOfJobs, pgDecide, pgIterateLabels, pgLabelOf, pgLabelsOfJobs, pgListJobs, pgReviewCount, pgReviewQueue } from './journal-pg/review.ts';
 import { toJob, type Job, type JobRow, type Journal } from './journal.ts';
+import type { ActionView, DecideResult, JobFilter, JobPage } from './journal-review-types.ts';
 import type { Label, ReviewPlan } from './review.ts';
+
+export type { ActionView, DecideResult, JobFilter, JobPage, OutcomeFilter } from './journal-review-types.ts';
 
 /** Calls on a PostgreSQL journal go to journal-pg/review.ts (the same queries in its SQL); the rest is SQLite's. */
 function isPg(j: JournalApi): j is PgJournal {
   return j.backend === 'postgres';
-}
-
-export type OutcomeFilter = 'matched' | 'error' | 'pending' | 'reviewed';
-
-export interface JobFilter {
-  rule?: string;
-  source?: string;
-  /** A band name (the job's outcome). */
-  band?: string;
-  outcome?: OutcomeFilter;
-  /** created_at bounds, ms (from inclusive, to exclusive). */
-  from?: number;
-  to?: number;
-}
-
-export interface JobPage {
-  jobs: Job[];
-  /** Ids to page with: older (id < olderThan), newer (id > newerThan); undefined when there is no such page. */
-  olderThan?: number;
-  newerThan?: number;
-}
-
-export interface ActionView {
-  jobId: number;
-  seq: number;
-  kind: string;
-  state: 'pending' | 'done' | 'dead';
-  attempts: number;
-  lastError: string | null;
 }
 
 function where(f: JobFilter): { sql: string; args: unknown[] } {
@@ -194,8 +168,6 @@ export function* iterateLabels(j: JournalApi, since = 0): Generator<Label> {
   const sql = (j as Journal).sql;
   for (const r of sql.prepare('SELECT * FROM labels WHERE at >= ? ORDER BY at, job_id').iterate(since) as IterableIterator<LabelRow>) yield toLabel(r);
 }
-
-export type DecideResult = { ok: true; label: Label; actions: number } | { ok: false; error: MatchdError; label?: Label };
 
 /**
  * Record a decision: in one transaction, check that nobody decided first, plan it against the job as it is now,

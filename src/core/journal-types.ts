@@ -67,3 +67,6 @@ export function toJob(r: JobRow): Job {
     location: r.location, createdAt: r.created_at,
   };
 }
+
+/** Which journal a daemon runs on. */
+export type JournalBackend = 'sqlite' | 'postgres';

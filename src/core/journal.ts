@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { JOURNAL_SCHEMA, migrate } from './journal-migrate.ts';
 import { MATCHD_APPLICATION_ID, inspectJournalFile, openError, verifyJournal } from './journal-file.ts';
-import type { JournalBackend } from './journal-api.ts';
+import type { JournalBackend } from './journal-types.ts';
 import { prepareStatements, type Statements } from './journal-statements.ts';
 import { toJob, type Action, type Job, type JobRow, type JobState, type NewJob } from './journal-types.ts';
 

@@ -3,7 +3,7 @@
  * journal-review.ts (which hands calls on a PostgreSQL journal to these), over the same indexes.
  */
 import { MatchdError } from '../errors.ts';
-import type { ActionView, DecideResult, JobFilter, JobPage } from '../journal-review.ts';
+import type { ActionView, DecideResult, JobFilter, JobPage } from '../journal-review-types.ts';
 import { toJob, type Job, type JobRow } from '../journal.ts';
 import type { Label, ReviewPlan } from '../review.ts';
 import type { PgJournal } from './journal.ts';
