@@ -1,11 +1,7 @@
 /** The S3 source's options (`sources[].options` for `type: s3`) and its action kinds' options. */
 import { z } from 'zod';
+import { globs, ms, str } from '../../core/config-fields.ts';
 
-const ms = (field: string) =>
-  z.number({ error: `${field} must be a number of milliseconds` }).int(`${field} must be a whole number of milliseconds`).min(0, `${field} must be >= 0`);
-const str = (field: string) => z.string({ error: `${field} must be a string` }).min(1, `${field} must not be empty`);
-const globs = (field: string) =>
-  z.array(z.string({ error: `${field} must hold glob strings` }).min(1, `${field} must not hold an empty glob`), { error: `${field} must be a list of globs` });
 
 /** Image extensions accepted by default (content is sniffed by the core anyway; this only skips obvious non-images). */
 export const DEFAULT_INCLUDE: readonly string[] = ['**/*.{jpg,jpeg,png,webp,gif,tif,tiff,avif,heic,heif,bmp}'];
