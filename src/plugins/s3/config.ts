@@ -2,7 +2,6 @@
 import { z } from 'zod';
 import { globs, ms, str } from '../../core/config-fields.ts';
 
-
 /** Image extensions accepted by default (content is sniffed by the core anyway; this only skips obvious non-images). */
 export const DEFAULT_INCLUDE: readonly string[] = ['**/*.{jpg,jpeg,png,webp,gif,tif,tiff,avif,heic,heif,bmp}'];
 
