@@ -11,7 +11,6 @@ import { ActionRunner } from './actions/runner.ts';
 import type { ActionHandler } from './actions/contract.ts';
 import { ActivityLog } from './activity-log.ts';
 import { fileActions } from './actions/file-actions.ts';
-import { outputDirs, sweepStaleTemps } from './actions/temp-files.ts';
 import { AdminServer, type Health } from './admin.ts';
 import { endpointCallbacks, isEndpointCallback } from './callbacks/endpoints.ts';
 import type { Config, Role } from './config.ts';
@@ -20,15 +19,17 @@ import { journalJob } from './intake.ts';
 import { JobWaiters } from './job-waiters.ts';
 import { JournalHealth } from './journal-health.ts';
 import type { JournalApi } from './journal-api.ts';
-import { nodeName, openJournal, type OpenedJournal } from './journal-open.ts';
+import { heartbeat, nodeName, openJournal, type OpenedJournal } from './journal-open.ts';
 import { preflight } from './preflight.ts';
 import { Retention } from './retention.ts';
 import { Scorer } from './scorer.ts';
 import { jobView, sourceContext, spoolDirOf, type SourceHost } from './source-context.ts';
-import { JobTexts } from './texts.ts';
+import type { JobTexts } from './texts.ts';
+import { openModel } from './daemon-model.ts';
+import { daemonHealth } from './daemon-health.ts';
 import type { Journal } from './journal.ts';
 import { createLogger, type Logger } from './log.ts';
-import { Matcher } from './matcher.ts';
+import type { Matcher } from './matcher.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { JobRequest, PluginContext, ScoreRequest, ScoreResult, SubmitResult } from './plugin.ts';
 import { PluginHost, loadSources, type LoadedSource, type SourceHealth } from './plugin-host.ts';
@@ -137,7 +138,7 @@ export class Daemon {
     const c = this.config;
     const sources = await loadSources(c, this.opts.registry, this.opts.baseDir); // options parsed once, frozen
     await preflight(c, this.opts.baseDir, this.opts.registry, this.role, sources); // everything checked before anything is created
-    if (this.works) await this.openModel();
+    if (this.works) ({ matcher: this.matcher, texts: this.texts } = await openModel(c, this.opts.baseDir, this.log, this.metrics));
     // The journal is created only once the model loaded and the texts embedded (nothing is created for a start that fails).
     this.opened = openJournal(c, {
       baseDir: this.opts.baseDir, role: this.role, ...(this.opts.node ? { node: this.opts.node } : {}), now: this.now,
@@ -159,14 +160,7 @@ export class Daemon {
     this.metrics.nodeInfo.set({ role: this.role, node: pg ? nodeName(c, this.opts.node) : '', backend: this.journal.backend }, 1);
     if (pg) {
       this.log.info({ journal: pg.where, node: nodeName(c, this.opts.node), role: this.role }, 'joined the shared journal');
-      // Liveness: a node silent for journal.nodeTimeoutMs is dead, and its leases and claims go to the others.
-      this.heartbeatTimer = setInterval(() => {
-        if (!this.journalHealth.ok) return;
-        if (this.journalHealth.run('heartbeat', () => pg.heartbeat(), true) === false) {
-          this.log.error({ node: nodeName(c, this.opts.node) }, 'another process took over this node name on the shared journal');
-        }
-      }, 1000);
-      this.heartbeatTimer.unref();
+      this.heartbeatTimer = heartbeat(pg, this.journalHealth, () => this.log.error({ node: nodeName(c, this.opts.node) }, 'another process took over this node name on the shared journal'));
     }
     if (this.works) this.startWork();
 
@@ -201,34 +195,6 @@ export class Daemon {
     this.log.info({
       role: this.role, ...(this.matcher ? { model: this.matcher.manifest.name, provider: this.matcher.provider } : {}), sources: this.sources.count,
     }, 'matchd running');
-  }
-
-  /** The model, the rules' texts, and the temp files a killed process left in the output folders. */
-  private async openModel(): Promise<void> {
-    const c = this.config;
-    // The pipeline decodes jobs as they are leased (decodeConcurrency at once, decodeAhead at most), so the next
-    // batch is ready while the current one infers.
-    this.matcher = await Matcher.open(this.resolve(c.model.dir), {
-      engine: { provider: c.model.provider, fallbackToCpu: c.model.fallbackToCpu, intraOpThreads: c.model.intraOpThreads, logger: this.log.child({ component: 'engine' }) },
-      maxBatch: c.model.maxBatch,
-      maxDelayMs: c.model.maxDelayMs,
-      decodeConcurrency: c.model.decodeConcurrency,
-      batchesInFlight: c.model.batchesInFlight,
-      ...(c.model.decodeAhead ? { decodeAhead: c.model.decodeAhead } : {}),
-      limits: { maxPixels: c.model.maxPixels, maxBytes: c.model.maxBytes },
-      onBatch: (kind, size, ms) => {
-        if (kind === 'text') this.metrics.textBatchSize.observe(size);
-        if (kind !== 'image') return;
-        this.metrics.batchSize.observe(size);
-        this.metrics.computeSeconds.observe(ms / 1000);
-      },
-    });
-    this.texts = await JobTexts.embed(c, this.matcher);
-    // Temp files a killed process left in the rules' output folders (other folders are swept on first write).
-    for (const dir of outputDirs(c, this.opts.baseDir, (r) => (c.rules[r]?.bands ?? this.matcher.bands).list.map((b) => b.name))) {
-      const removed = await sweepStaleTemps(dir);
-      if (removed.length) this.log.info({ dir, removed: removed.length }, 'removed stale temp files');
-    }
   }
 
   /** The action runner, leases left by dead processes, and the tick that leases queued jobs. */
@@ -340,24 +306,11 @@ export class Daemon {
   }
 
   health(): Health {
-    const jh = this.journalHealth?.view() ?? { ok: false };
-    const journalOk = jh.ok && (this.journal?.ping() ?? false);
-    const counts = journalOk ? this.journalHealth.run('count for /healthz', () => this.journal.counts(), undefined) : undefined;
-    const sources = this.sources.health();
-    const anyDegraded = this.sources.degraded;
-    const status = !journalOk || this.stopping ? 'down' : anyDegraded ? 'degraded' : 'ok';
     const pg = this.opened?.pg;
-    // On a shared journal: every node with its role, liveness and the leases and claims it holds, from the database.
-    const nodes = pg && journalOk ? this.journalHealth.run('list nodes for /healthz', () => pg.nodes(), undefined) : undefined;
-    return {
-      status,
-      role: this.role,
-      ...(pg ? { node: nodeName(this.config, this.opts.node) } : {}),
-      model: this.matcher ? { name: this.matcher.manifest.name, version: this.matcher.manifest.version, provider: this.matcher.provider } : null,
-      journal: { ...jh, ok: journalOk, backend: this.journal?.backend ?? null, ...(pg ? { where: pg.where } : {}), ...counts, ...(nodes ? { nodes } : {}) },
-      queue: this.matcher ? { batching: this.matcher.pipeline.stats.queued, batchesRunning: this.matcher.pipeline.stats.running } : { batching: 0, batchesRunning: 0 },
-      sources,
-    };
+    return daemonHealth({
+      role: this.role, stopping: this.stopping, journal: this.journal, journalHealth: this.journalHealth, matcher: this.matcher, sources: this.sources,
+      pg: pg ? { journal: pg, node: nodeName(this.config, this.opts.node) } : undefined,
+    });
   }
 
   /** Graceful stop: intake off, sources stopped in reverse order, in-flight work finished or left journalled. */

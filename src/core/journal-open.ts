@@ -1,11 +1,12 @@
 /**
  * Opening the journal a config names, for the daemon: the SQLite file (under its exclusive lock: one daemon per
- * file) or the PostgreSQL database shared by several nodes (registered there under this node's name).
+ * file) or the PostgreSQL database shared by several nodes (registered there under this node's name), and the node's heartbeat there.
  */
 import os from 'node:os';
 import path from 'node:path';
 import type { Config, Role } from './config.ts';
 import type { JournalApi } from './journal-api.ts';
+import type { JournalHealth } from './journal-health.ts';
 import { JournalLock } from './journal-lock.ts';
 import { PgJournal } from './journal-pg/journal.ts';
 import { Journal } from './journal.ts';
@@ -52,4 +53,17 @@ export function openJournal(config: Config, o: OpenJournalOptions): OpenedJourna
     lock.release();
     throw err;
   }
+}
+
+/**
+ * Liveness on a shared journal: a node silent for journal.nodeTimeoutMs is dead, and its leases and claims go to the
+ * others; so beat every second while the journal answers. `onTakenOver`: another process now uses this node's name.
+ */
+export function heartbeat(pg: PgJournal, health: Pick<JournalHealth, 'ok' | 'run'>, onTakenOver: () => void): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    if (!health.ok) return;
+    if (health.run('heartbeat', () => pg.heartbeat(), true) === false) onTakenOver();
+  }, 1000);
+  timer.unref();
+  return timer;
 }
