@@ -31,8 +31,8 @@ export const ERROR_CODES = {
   MATCHD_S3_ACCESS: 'An S3 source cannot list its bucket (AccessDenied, NoSuchBucket, bad credentials); that source stops, the daemon goes on',
   MATCHD_S3_OBJECT_GONE: 'An S3 object disappeared between listing and download (a per-item outcome kept in the source state, not a job)',
   MATCHD_QUEUE_FULL: 'An internal batch queue refused an item because its caller ignored the room it reported (a bug: please report it)',
-  MATCHD_PYTHON_MISSING: 'A command that runs a Python tool (matchd model import) found no Python 3 with the modules it needs; the message says what to install',
-  MATCHD_IMPORT_FAILED: 'matchd model import failed while writing the package (disk space, I/O, interrupted, exporter crash); nothing half-written is left',
+  MATCHD_PYTHON_MISSING: 'A command that runs a Python tool (matchd model import, matchd model quantize) found no Python 3 with the modules it needs; the message says what to install',
+  MATCHD_IMPORT_FAILED: 'matchd model import or quantize failed while writing the package (disk space, I/O, interrupted, exporter crash); nothing half-written is left',
   MATCHD_INTERNAL: 'An internal invariant broke (a bug: please report it)',
 } as const;
 

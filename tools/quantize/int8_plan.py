@@ -5,12 +5,14 @@ Gemm with a float32 initializer B, transA = 0 and alpha = beta = 1. It is quanti
   - the weight also feeds another node that is not such a product (e.g. a Gather of tied embeddings): it stays
     float32 for that node, and a second int8 copy would only grow the package;
   - it is smaller than `min_elements` (the activation quantization pass costs more than the int8 product saves);
-  - it is an output projection: no other candidate lies between it and a graph output (the embedding projection of
-    CLIP/SigLIP towers). The last product decides the embedding's direction directly, its rounding is not averaged
-    by later layers, and it is cheap (one token per image), so by default it keeps float32.
+  - it is an output projection: no other candidate is downstream of it (the embedding projection of CLIP/SigLIP
+    towers, GME's visual merger and the decoder's last MLP). The last product decides the embedding's direction
+    directly, its rounding is not averaged by later layers, and it is one product of many, so by default it keeps
+    float32. (Residual connections make "reaches an output without another product" true of every layer, so the
+    test is what lies downstream, not what is bypassed.)
 Normalisations, attention products (activation x activation), convolutions and embeddings are not candidates.
 """
-from collections import defaultdict, deque
+from collections import defaultdict
 
 from onnx import TensorProto
 
@@ -63,19 +65,17 @@ def _candidate(node, inits):
     return None
 
 
-def _reaches_output_without_product(start, consumers, outputs, candidates):
-    """True when some path from `start`'s output reaches a graph output without passing another candidate."""
-    seen, queue = set(), deque(start.output)
-    while queue:
-        name = queue.popleft()
-        if name in outputs:
-            return True
-        for node in consumers.get(name, ()):
-            if id(node) in candidates or id(node) in seen:
-                continue
-            seen.add(id(node))
-            queue.extend(node.output)
-    return False
+def _feeds_a_product(graph, consumers, candidate_ids):
+    """ids of the nodes from whose outputs some candidate product is reachable (downstream, any distance).
+
+    graph.node is in topological order (an ONNX requirement), so one pass from the back settles every node."""
+    feeds = set()
+    for node in reversed(graph.node):
+        for name in node.output:
+            if any(id(c) in candidate_ids or id(c) in feeds for c in consumers.get(name, ())):
+                feeds.add(id(node))
+                break
+    return feeds
 
 
 def plan(graph, min_elements, keep_projection=True):
@@ -89,7 +89,7 @@ def plan(graph, min_elements, keep_projection=True):
     found = [(node, _candidate(node, inits)) for node in graph.node]
     found = [(node, c) for node, c in found if c is not None]
     candidate_ids = {id(node) for node, _ in found}
-    outputs = {o.name for o in graph.output}
+    feeds_a_product = _feeds_a_product(graph, consumers, candidate_ids)
     decisions = []
     for node, (weight, k, n, bias, transposed) in found:
         d = Decision(node, weight, k, n, bias, transposed)
@@ -98,7 +98,7 @@ def plan(graph, min_elements, keep_projection=True):
             d.reason = 'the weight also feeds another kind of node'
         elif k * n < min_elements:
             d.reason = f'small ({k}x{n} < {min_elements} elements)'
-        elif keep_projection and _reaches_output_without_product(node, consumers, outputs, candidate_ids):
+        elif keep_projection and id(node) not in feeds_a_product:
             d.reason = 'output projection (kept float32 for accuracy)'
         decisions.append(d)
     return decisions

@@ -30,7 +30,7 @@ from tensor_store import Problem, Sink, Source  # noqa: E402
 TOOL_VERSION = '1'
 PROTOBUF_LIMIT = 1 << 31
 QUANTIZED_OPS = ('MatMulInteger', 'DynamicQuantizeLinear', 'QLinearMatMul', 'MatMulNBits', 'DynamicQuantizeMatMul',
-                 'MatMulIntegerToFloat', 'QuantizeLinear')
+                 'MatMulIntegerToFloat', 'QuantizeLinear', 'DequantizeLinear')
 
 
 class Failure(Exception):
