@@ -79,6 +79,13 @@ SessionConfig ReadConfig(Napi::Object o) {
   if (search == "heuristic") c.cudnnConvAlgoSearch = OrtCudnnConvAlgoSearchHeuristic;
   else if (search == "default") c.cudnnConvAlgoSearch = OrtCudnnConvAlgoSearchDefault;
   else c.cudnnConvAlgoSearch = OrtCudnnConvAlgoSearchExhaustive;
+  c.saveOptimizedPath = str("saveOptimizedPath", "");
+  c.saveExternalData = str("saveExternalData", "");
+  MATCHD_REQUIRE(c.saveOptimizedPath.empty() == c.saveExternalData.empty(), kBadInput,
+                 "saveOptimizedPath and saveExternalData go together");
+  MATCHD_REQUIRE(c.saveExternalData.find('/') == std::string::npos, kBadInput,
+                 "saveExternalData is a file name in the folder of saveOptimizedPath");
+  c.savePrepacked = flag("savePrepacked", false);
   return c;
 }
 
@@ -116,6 +123,14 @@ Ort::SessionOptions BuildOptions(const SessionConfig& c) {
   so.AddConfigEntry("session.inter_op.allow_spinning", c.allowSpinning ? "1" : "0");
   if (!c.cpuMemArena) so.DisableCpuMemArena();
   if (!c.memPattern) so.DisableMemPattern();
+  if (!c.saveOptimizedPath.empty()) {
+    // Large models exceed protobuf's 2 GB, so every initializer of 1 KiB or more goes to one data file beside the
+    // graph (resolved relative to it when the graph is loaded again).
+    so.SetOptimizedModelFilePath(c.saveOptimizedPath.c_str());
+    so.AddConfigEntry("session.optimized_model_external_initializers_file_name", c.saveExternalData.c_str());
+    so.AddConfigEntry("session.optimized_model_external_initializers_min_size_in_bytes", "1024");
+    if (c.savePrepacked) so.AddConfigEntry("session.save_external_prepacked_constant_initializers", "1");
+  }
   if (c.provider == "cuda") {
     // The V2 entry point answers "not enabled in this build" with this core; the legacy struct loads
     // libonnxruntime_providers_cuda.so from the folder of libonnxruntime.so.1.

@@ -34,6 +34,11 @@ struct SessionConfig {
   size_t cudaMemLimit = 0;       // 0 = no limit
   int cudaArenaExtendStrategy = 0;
   OrtCudnnConvAlgoSearch cudnnConvAlgoSearch = OrtCudnnConvAlgoSearchExhaustive;
+  // Write the optimised graph here while loading ('' = do not). Its initializers of 1 KiB or more go to
+  // `saveExternalData` in the same folder, pre-packed weights too when `savePrepacked` (engine.ts's graph cache).
+  std::string saveOptimizedPath;
+  std::string saveExternalData;
+  bool savePrepacked = false;
 };
 
 /** What a load produced, handed from the worker thread to the JS constructor. */

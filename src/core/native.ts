@@ -56,6 +56,11 @@ export interface NativeSessionOptions {
   cudaMemLimit: number;
   cudaArenaExtendStrategy: 'nextPowerOfTwo' | 'sameAsRequested';
   cudnnConvAlgoSearch: 'exhaustive' | 'heuristic' | 'default';
+  /** Write the optimised graph here while loading (the graph cache); its data file is `saveExternalData` beside it. */
+  saveOptimizedPath?: string;
+  saveExternalData?: string;
+  /** Also write the pre-packed weights into that data file, so that a later load memory-maps them. */
+  savePrepacked?: boolean;
 }
 
 export interface NativeSession {
