@@ -1,4 +1,4 @@
-// One inference: inputs pinned over JS memory, Session::Run on the libuv pool, outputs back zero-copy.
+// One inference: inputs pinned over JS memory, Session::Run on an engine thread, outputs back zero-copy.
 #pragma once
 
 #include <napi.h>
@@ -7,27 +7,30 @@
 #include <string>
 #include <vector>
 
+#include "engine_threads.h"
 #include "tensor.h"
 
 namespace matchd {
 
 class Session;
 
-class RunWorker : public Napi::AsyncWorker {
+class RunWorker : public EngineJob {
  public:
   /** Validates feeds against the model's inputs on the main thread; throws CodedError on bad calls. */
   RunWorker(Napi::Env env, Session* session, Napi::Object self, Napi::Object feeds, Napi::Value outputs);
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override;
-  void OnOK() override;
-  void OnError(const Napi::Error& e) override;
+  void Complete(Napi::Env env) override;
 
  private:
   void ReadFeeds(Napi::Object feeds);
   void ReadOutputs(Napi::Value outputs);
   void Pin(Napi::Value v);
 
+  void OnOK(Napi::Env env);
+
+  Napi::Env env_;
   Napi::Promise::Deferred deferred_;
   Session* session_;
   std::vector<Napi::Reference<Napi::Value>> pins_;  // session object + every JS buffer in use
@@ -36,6 +39,7 @@ class RunWorker : public Napi::AsyncWorker {
   std::vector<Napi::Reference<Napi::Value>> outHolders_;  // caller's output objects, when preallocated
   bool preallocated_ = false;
   const char* code_ = "MATCHD_RUN_FAILED";
+  std::string error_;  // set by Execute when the run failed
 };
 
 }  // namespace matchd

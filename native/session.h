@@ -1,4 +1,4 @@
-// Session: one ONNX model loaded in ONNX Runtime. Loading and running happen on the libuv pool.
+// Session: one ONNX model loaded in ONNX Runtime. Loading and running happen on engine threads (engine_threads.h).
 #pragma once
 
 #include <napi.h>

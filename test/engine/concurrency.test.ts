@@ -1,5 +1,9 @@
-// Runs happen on the libuv pool: many at once stay correct, and the event loop keeps turning.
+// Runs happen on engine threads: many at once stay correct, the event loop keeps turning, and a run does not wait
+// behind a busy libuv pool (where image decoding and file reads queue).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { openSession } from '../fixtures/engine.ts';
@@ -57,5 +61,27 @@ describe('engine: concurrency', () => {
     s.dispose();
     assert.equal(s.disposed, true);
     assert.equal(s.provider, null);
+  });
+
+  test('a load and a run finish while every libuv pool thread is blocked', { timeout: 30_000 }, async () => {
+    // Each read of a FIFO with no writer blocks one libuv thread in open(); one per pool thread fills the pool, and a
+    // stat queued behind them proves it stayed full while the engine worked.
+    const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const fifos = Array.from({ length: poolSize }, (_, i) => path.join(dir, `blocker-${i}`));
+    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const reads = fifos.map((f) => fs.promises.readFile(f));
+    await new Promise((r) => setTimeout(r, 50));
+    let statDone = false;
+    const stat = fs.promises.stat(dir).then(() => (statDone = true));
+    const m = affineModel(dir, { inDim: 16, outDim: 8, seed: 9 });
+    const s = await openSession(m.path, { intraOpThreads: 1 });
+    const x = randomFloat32(3 * 16, 4);
+    const out = await s.run({ x: { type: 'float32', dims: [3, 16], data: x } });
+    assert.equal(statDone, false, 'the pool was free after all: this test proves nothing');
+    const ref = m.reference(x, 3);
+    for (let k = 0; k < ref.length; k++) assert.ok(Math.abs((out.y!.data as Float32Array)[k]! - ref[k]!) < 1e-5);
+    s.dispose();
+    for (const f of fifos) fs.closeSync(fs.openSync(f, 'w')); // a writer that closes at once: each read sees EOF
+    await Promise.all([...reads, stat]);
   });
 });
