@@ -32,17 +32,20 @@ void EngineThreads::Submit(Napi::Env env, std::unique_ptr<EngineJob> job) {
 
 void EngineThreads::Loop() {
   std::unique_lock<std::mutex> lock(mutex_);
+  idle_++;
   for (;;) {
-    while (!stopping_ && queue_.empty()) {
-      idle_++;
-      wake_.wait(lock);
-      idle_--;
-    }
+    wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    idle_--;
     if (queue_.empty()) return;  // stopping, nothing left
     std::unique_ptr<EngineJob> job = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();
     job->Execute();
+    // Available again before the main thread hears that the job is done, so the next job it submits (often at
+    // once) finds this thread instead of making another.
+    lock.lock();
+    idle_++;
+    lock.unlock();
     // The main thread takes ownership in CallJs; if the function is closing, nobody will: delete here.
     EngineJob* raw = job.release();
     if (done_.NonBlockingCall(raw) != napi_ok) delete raw;

@@ -47,7 +47,7 @@ class EngineThreads {
   std::condition_variable wake_;
   std::deque<std::unique_ptr<EngineJob>> queue_;
   std::vector<std::thread> threads_;
-  size_t idle_ = 0;  // threads waiting for a job
+  size_t idle_ = 0;  // threads waiting for a job, or done with one and about to wait
   /** More runs at once than this wait for a thread (far beyond any pipeline's batchesInFlight). */
   static constexpr size_t kMaxThreads = 16;
   bool stopping_ = false;
