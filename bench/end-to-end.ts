@@ -9,6 +9,8 @@
  *                      `scoreVector`, through the pipeline (src/core/pipeline.ts) exactly as the daemon uses it: each
  *                      job decoded as it arrives, batched, maxBatch = --batch, maxDelayMs 20, one batch in flight
  *                      (model.batchesInFlight's default), decodeConcurrency 2 (model.decodeConcurrency's default)
+ *   ours-overlap       ours with decodes beside every engine run (decodeWhileEncoding = decodeConcurrency, the previous
+ *                      behaviour), for comparison with the decode budget
  *   ours-int8          the same with the int8 package (`matchd model quantize`), for information
  *   compute bound      engine `run` on prepared tensors at batch 1 and --batch (as bench/compute.ts), same process
  *   naive              what a user would write: onnxruntime-node + sharp (`resize(224, 224, {fit: 'cover'})` to raw
@@ -99,12 +101,12 @@ async function measureMode(
 
 const pick = (files: string[], i: number) => files[i % files.length]!;
 
-async function childOurs(o: Options, threads: number, files: string[], impl: 'ours' | 'ours-int8' = 'ours'): Promise<ChildResult> {
+async function childOurs(o: Options, threads: number, files: string[], impl: 'ours' | 'ours-overlap' | 'ours-int8' = 'ours'): Promise<ChildResult> {
   const { Matcher } = await import('../src/core/matcher.ts');
   const { InferenceSession } = await import('../src/core/engine.ts');
   const { addon } = await import('../src/core/native.ts');
   const { timeCell, cellOf, imageRunner } = await import('./compute.ts');
-  const dir = impl === 'ours' ? benchModelDir(MODEL) : INT8_DIR;
+  const dir = impl === 'ours-int8' ? INT8_DIR : benchModelDir(MODEL);
   // compute-bound reference first, in this process, then released
   const compute: (Cell & { times?: number[] })[] = [];
   {
@@ -119,6 +121,8 @@ async function childOurs(o: Options, threads: number, files: string[], impl: 'ou
   const sizes: number[] = [];
   const matcher = await Matcher.open(dir, {
     engine: { intraOpThreads: threads }, maxBatch: o.batch, maxDelayMs: 20, batchesInFlight: 1, decodeConcurrency: 2,
+    // 'ours-overlap': decodes beside a running batch on every slot, as before the decode budget (for comparison).
+    ...(impl === 'ours-overlap' ? { decodeWhileEncoding: 2 } : {}),
     onBatch: (kind, size) => kind === 'image' && sizes.push(size),
   });
   const textEmbs = await matcher.embedTexts(TEXTS); // cached from here on
@@ -360,7 +364,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<EndT
   if (child) {
     const files = JSON.parse(fs.readFileSync(filesArg!, 'utf8')) as string[];
     const threads = o.threads[0]!;
-    const r = child === 'ours' || child === 'ours-int8' ? await childOurs(o, threads, files, child)
+    const r = child === 'ours' || child === 'ours-overlap' || child === 'ours-int8' ? await childOurs(o, threads, files, child)
       : child === 'naive' ? await childNaive(o, threads, files) : await childTransformers(o, threads, files);
     process.stdout.write(JSON.stringify(r));
     return null;
