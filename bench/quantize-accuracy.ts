@@ -31,7 +31,7 @@ function dot(a: Float32Array, b: Float32Array): number {
 
 async function embeddings(dir: string, files: string[]): Promise<{ images: Float32Array[]; texts: Float32Array[] }> {
   const { Matcher } = await import('../src/core/matcher.ts');
-  const m = await Matcher.open(dir, { maxBatch: 8 });
+  const m = await Matcher.open(dir, { maxBatch: 8, engine: { graphCache: false } });
   try {
     const images = (await m.embedImages(files)).map((e) => {
       if (!e.ok) throw e.error;
@@ -109,7 +109,7 @@ export async function gmePair(f32Dir: string, int8Dir: string, threads: number):
   for (const [name, dir] of [['float32', f32Dir], ['int8', int8Dir]] as const) {
     progress(`quantize: GME ${name} (${dir})`);
     let t0 = performance.now();
-    const m = await Matcher.open(dir, { engine: { intraOpThreads: threads } });
+    const m = await Matcher.open(dir, { engine: { intraOpThreads: threads, graphCache: false } });
     const loadS = (performance.now() - t0) / 1000;
     await m.embedTexts(['warm-up'], { cache: false });
     t0 = performance.now();
@@ -128,7 +128,7 @@ export async function gmePair(f32Dir: string, int8Dir: string, threads: number):
   for (const [j, t] of f.texts.entries()) maxDelta = Math.max(maxDelta, Math.abs(dot(f.image, t) - dot(q.image, q.texts[j]!)));
   return {
     label: `${f32Dir} vs ${int8Dir}`, threads, visualTokens,
-    note: 'One run each (a GME image costs seconds): times are indicative, the cosines exact. Load: Matcher.open, both graphs (graph cache as configured).',
+    note: 'One run each (a GME image costs seconds): times are indicative, the cosines exact. Load: Matcher.open, both graphs, without the graph cache (bench/load.ts measures that).',
     rows: [
       { name: 'float32', loadS: f.loadS, imageS: f.imageS, textS: f.textS, imageCos: null, textCosMin: null, maxDelta: null },
       { name: 'int8', loadS: q.loadS, imageS: q.imageS, textS: q.textS, imageCos: dot(f.image, q.image), textCosMin: Math.min(...f.texts.map((t, j) => dot(t, q.texts[j]!))), maxDelta },

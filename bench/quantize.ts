@@ -107,7 +107,7 @@ async function timeCompute(threadsList: number[], rounds: number, seconds: numbe
   const { tokenBatch } = await import('./compute.ts');
   const rows: ComputeRow[] = [];
   for (const threads of threadsList) {
-    const open = (dir: string, f: string) => InferenceSession.open(path.join(dir, f), { intraOpThreads: threads });
+    const open = (dir: string, f: string) => InferenceSession.open(path.join(dir, f), { intraOpThreads: threads, graphCache: false });
     const fp = benchModelDir('clip-b32-random');
     const [fi, qi, ft, qt] = await Promise.all([open(fp, 'image.onnx'), open(INT8, 'image.onnx'), open(fp, 'text.onnx'), open(INT8, 'text.onnx')]);
     const text = (s: typeof ft, b: number) => {

@@ -167,7 +167,7 @@ export function removeEntry(entry: string): void {
   fs.rmSync(doomed, { recursive: true, force: true });
 }
 
-/** Older entries of the same model file, and temporary folders of writers that died. */
+/** Older entries of the same model file, entries whose model file is gone, and temporary folders of writers that died. */
 function prune(dir: string, source: string, keep: string): void {
   for (const name of fs.readdirSync(dir)) {
     const full = path.join(dir, name);
@@ -177,8 +177,9 @@ function prune(dir: string, source: string, keep: string): void {
       } catch {
         // removed meanwhile
       }
-    } else if (/^[0-9a-f]{64}$/.test(name) && name !== keep && readEntry(full)?.source === source) {
-      removeEntry(full);
+    } else if (/^[0-9a-f]{64}$/.test(name) && name !== keep) {
+      const meta = readEntry(full);
+      if (!meta || meta.source === source || !fs.existsSync(meta.source)) removeEntry(full);
     }
   }
 }

@@ -114,6 +114,12 @@ describe('engine: graph cache', () => {
     const { files } = modelFiles(copy);
     assert.notEqual(await graphCacheKey(cache, files, '1.29.0', 'all'), await graphCacheKey(cache, files, '1.30.0', 'all'));
     assert.notEqual(await graphCacheKey(cache, files, '1.29.0', 'all'), await graphCacheKey(cache, files, '1.29.0', 'basic'));
+    // Its model file deleted, the entry goes at the next store of any model.
+    fs.rmSync(copy);
+    const other = await InferenceSession.open(path.join(clip, 'onnx', 'text_model.onnx'), { graphCache: cache, graphCacheMinBytes: 0 });
+    assert.equal(other.graphCache, 'stored');
+    other.dispose();
+    assert.deepEqual(entries(cache).map((e) => JSON.parse(fs.readFileSync(path.join(cache, e, 'meta.json'), 'utf8')).source), [path.join(clip, 'onnx', 'text_model.onnx')]);
   });
 
   test('four processes with a cold cache at once: all load, the same outputs, one entry, nothing left over', async () => {
