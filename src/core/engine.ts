@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { Checker } from './check.ts';
 import { MatchdError, isMatchdError } from './errors.ts';
-import { graphCacheDir, planCachedLoad, removeEntry, type GraphCacheSettings, type GraphCacheStatus } from './graph-cache.ts';
+import { defaultMaxModelBytes, graphCacheDir, planCachedLoad, removeEntry, type GraphCacheSettings, type GraphCacheStatus } from './graph-cache.ts';
 import { addon, type IoMeta, type NativeSession, type NativeSessionOptions, type Tensor } from './native.ts';
 
 export type { IoMeta, Tensor, TensorType } from './native.ts';
@@ -45,6 +45,8 @@ export interface EngineOptions {
   graphCache?: string | false;
   /** Models smaller than this (graph + external data, bytes) are not cached (default 64 MiB). */
   graphCacheMinBytes?: number;
+  /** Models larger than this are not cached (default: a quarter of RAM; see graph-cache.ts for why). */
+  graphCacheMaxBytes?: number;
   logger?: EngineLogger;
 }
 
@@ -53,7 +55,7 @@ const GRAPH_CACHE_MIN_BYTES = 64 * 2 ** 20;
 
 const OPTION_KEYS = [
   'provider', 'deviceId', 'intraOpThreads', 'interOpThreads', 'executionMode', 'graphOptimizationLevel',
-  'allowSpinning', 'cpuMemArena', 'memPattern', 'cuda', 'fallbackToCpu', 'graphCache', 'graphCacheMinBytes', 'logger',
+  'allowSpinning', 'cpuMemArena', 'memPattern', 'cuda', 'fallbackToCpu', 'graphCache', 'graphCacheMinBytes', 'graphCacheMaxBytes', 'logger',
 ] as const;
 
 /** Validate user options into the addon's flat form; every problem listed in one MATCHD_BAD_OPTION. */
@@ -93,8 +95,9 @@ function graphCacheSettings(options: EngineOptions, c: Checker): GraphCacheSetti
     c.problems.push(`Expected a folder path or false for graphCache but received ${JSON.stringify(g)}`);
   }
   const minModelBytes = c.int('graphCacheMinBytes', options.graphCacheMinBytes, GRAPH_CACHE_MIN_BYTES, 0);
+  const maxModelBytes = c.int('graphCacheMaxBytes', options.graphCacheMaxBytes, defaultMaxModelBytes(), 0);
   const dir = typeof g === 'string' && g !== '' ? graphCacheDir(g) : g === false ? null : graphCacheDir(undefined);
-  return dir && (options.provider ?? 'cpu') === 'cpu' ? { dir, minModelBytes } : null;
+  return dir && (options.provider ?? 'cpu') === 'cpu' ? { dir, minModelBytes, maxModelBytes } : null;
 }
 
 function warn(options: EngineOptions, message: string, details: object = {}): void {
@@ -116,7 +119,9 @@ async function loadCached(
     warn(options, `graph cache unavailable, loading ${resolved.path} without it: ${(err as Error).message}`, { dir: settings.dir });
     return { native: await addon().loadSession(resolved), status: 'failed' };
   }
-  if (plan === 'small' || plan === 'unreadable') return { native: await addon().loadSession(resolved), status: plan === 'small' ? 'small' : 'off' };
+  if (plan === 'small' || plan === 'large' || plan === 'unreadable') {
+    return { native: await addon().loadSession(resolved), status: plan === 'unreadable' ? 'off' : plan };
+  }
   if (plan.hit) {
     try {
       return { native: await addon().loadSession({ ...resolved, path: plan.hit.graph, graphOptimizationLevel: 'disabled' }), status: 'hit' };

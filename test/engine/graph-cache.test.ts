@@ -181,12 +181,15 @@ describe('engine: graph cache', () => {
     s.dispose();
   });
 
-  test('small models are not cached; graphCache: false is off; the folder comes from the option, then the environment', async () => {
+  test('small and large models are not cached; graphCache: false is off; the folder comes from the option, then the environment', async () => {
     const cache = path.join(work, 'small');
     const s = await InferenceSession.open(path.join(clip, 'onnx', 'vision_model.onnx'), { graphCache: cache });
     assert.equal(s.graphCache, 'small'); // below the 64 MiB default
     s.dispose();
-    assert.ok(!fs.existsSync(cache), 'nothing written for a small model');
+    const large = await InferenceSession.open(path.join(clip, 'onnx', 'vision_model.onnx'), { graphCache: cache, graphCacheMinBytes: 0, graphCacheMaxBytes: 1000 });
+    assert.equal(large.graphCache, 'large');
+    large.dispose();
+    assert.ok(!fs.existsSync(cache), 'nothing written for a small or a large model');
     assert.equal(graphCacheDir(false, { MATCHD_GRAPH_CACHE: '/x' }), null);
     assert.equal(graphCacheDir('/a/b', { MATCHD_GRAPH_CACHE: '/x' }), '/a/b');
     assert.equal(graphCacheDir(undefined, { MATCHD_GRAPH_CACHE: '/x' }), '/x');
