@@ -13,6 +13,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -24,18 +25,30 @@ class EngineJob {
   virtual ~EngineJob() = default;
   virtual void Execute() = 0;
   virtual void Complete(Napi::Env env) = 0;
+  /** Any thread, while Execute runs: the environment is going away, stop as soon as possible. */
+  virtual void Cancel() {}
 };
 
 class EngineThreads {
  public:
   explicit EngineThreads(Napi::Env env);
-  /** Joins the threads (a job still running finishes first); jobs not yet settled are dropped. */
+  /**
+   * The environment is going away (process exit, worker termination): running jobs are asked to stop (a run is
+   * terminated through ORT), queued ones are dropped, the threads are joined. Jobs that will never complete are
+   * leaked rather than freed, since they hold JS references that only the main thread may release.
+   */
   ~EngineThreads();
   EngineThreads(const EngineThreads&) = delete;
   EngineThreads& operator=(const EngineThreads&) = delete;
 
   /** Main thread: run `job` as soon as a thread is free, making one when none is. */
   void Submit(Napi::Env env, std::unique_ptr<EngineJob> job);
+
+  /**
+   * Cancel running jobs, drop queued ones, join the threads; once. Also run at process exit (atexit), before ONNX
+   * Runtime's static objects are destroyed under a run still in progress (`process.exit()` skips N-API cleanup).
+   */
+  void Shutdown();
 
  private:
   static void CallJs(Napi::Env env, Napi::Function, EngineThreads* self, EngineJob* job);
@@ -46,11 +59,14 @@ class EngineThreads {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::unique_ptr<EngineJob>> queue_;
+  std::vector<EngineJob*> running_;
   std::vector<std::thread> threads_;
   size_t idle_ = 0;  // threads waiting for a job, or done with one and about to wait
   /** More runs at once than this wait for a thread (far beyond any pipeline's batchesInFlight). */
   static constexpr size_t kMaxThreads = 16;
   bool stopping_ = false;
+  bool joined_ = false;  // under shutdownMutex_
+  std::mutex shutdownMutex_;
   size_t inFlight_ = 0;  // main thread only: submitted and not yet completed (keeps the event loop alive)
 };
 

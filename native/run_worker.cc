@@ -37,7 +37,7 @@ void CheckAgainst(const IoInfo& io, const JsTensor& t, const std::string& what) 
 }  // namespace
 
 RunWorker::RunWorker(Napi::Env env, Session* session, Napi::Object self, Napi::Object feeds, Napi::Value outputs)
-    : env_(env), deferred_(Napi::Promise::Deferred::New(env)), session_(session) {
+    : env_(env), deferred_(Napi::Promise::Deferred::New(env)), session_(session), model_(session->shared()) {
   Pin(self);  // the Session cannot be collected while it runs
   ReadFeeds(feeds);
   ReadOutputs(outputs);
@@ -111,12 +111,11 @@ void RunWorker::Execute() {
     std::vector<const char*> in, out;
     for (auto& n : inNames_) in.push_back(n.c_str());
     for (auto& n : outNames_) out.push_back(n.c_str());
+    Ort::Session& ort = *model_->session;
     if (preallocated_) {
-      session_->ort().Run(Ort::RunOptions{nullptr}, in.data(), inValues_.data(), in.size(), out.data(),
-                          outValues_.data(), out.size());
+      ort.Run(runOptions_, in.data(), inValues_.data(), in.size(), out.data(), outValues_.data(), out.size());
     } else {
-      outValues_ = session_->ort().Run(Ort::RunOptions{nullptr}, in.data(), inValues_.data(), in.size(),
-                                       out.data(), out.size());
+      outValues_ = ort.Run(runOptions_, in.data(), inValues_.data(), in.size(), out.data(), out.size());
     }
   } catch (const std::exception& e) {
     code_ = kRunFailed;

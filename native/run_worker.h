@@ -4,6 +4,7 @@
 #include <napi.h>
 #include <onnxruntime_cxx_api.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 namespace matchd {
 
 class Session;
+struct LoadedModel;
 
 class RunWorker : public EngineJob {
  public:
@@ -22,6 +24,7 @@ class RunWorker : public EngineJob {
 
   void Execute() override;
   void Complete(Napi::Env env) override;
+  void Cancel() override { runOptions_.SetTerminate(); }
 
  private:
   void ReadFeeds(Napi::Object feeds);
@@ -33,6 +36,8 @@ class RunWorker : public EngineJob {
   Napi::Env env_;
   Napi::Promise::Deferred deferred_;
   Session* session_;
+  std::shared_ptr<LoadedModel> model_;  // the ORT session outlives the JS object until the run ends
+  Ort::RunOptions runOptions_;
   std::vector<Napi::Reference<Napi::Value>> pins_;  // session object + every JS buffer in use
   std::vector<std::string> inNames_, outNames_;
   std::vector<Ort::Value> inValues_, outValues_;

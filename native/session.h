@@ -59,6 +59,8 @@ class Session : public Napi::ObjectWrap<Session> {
 
   Ort::Session& ort() { return *model_->session; }
   const LoadedModel& model() const { return *model_; }
+  /** A run keeps the model alive: the JS object may be finalised while the run is still on its engine thread. */
+  std::shared_ptr<LoadedModel> shared() const { return model_; }
   void RunFinished() { activeRuns_--; }
 
  private:
@@ -70,7 +72,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value GetActiveRuns(const Napi::CallbackInfo& info);
   Napi::Value GetDisposed(const Napi::CallbackInfo& info);
 
-  std::unique_ptr<LoadedModel> model_;
+  std::shared_ptr<LoadedModel> model_;
   int activeRuns_ = 0;
 };
 
