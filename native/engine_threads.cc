@@ -59,13 +59,13 @@ void EngineThreads::Shutdown() {
 }
 
 void EngineThreads::Submit(Napi::Env env, std::unique_ptr<EngineJob> job) {
-  if (inFlight_++ == 0) done_.Ref(env);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) {  // shut down (process exit): nothing runs any more
       job.release();
       return;
     }
+    if (inFlight_++ == 0) done_.Ref(env);
     queue_.push_back(std::move(job));
     // A waiting thread counts as idle until it has woken and taken a job, so this compares like with like.
     if (idle_ < queue_.size() && threads_.size() < kMaxThreads) threads_.emplace_back([this] { Loop(); });
