@@ -1,7 +1,7 @@
 // Runs happen on engine threads: many at once stay correct, the event loop keeps turning, and a run does not wait
 // behind a busy libuv pool (where image decoding and file reads queue).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { openSession } from '../fixtures/engine.ts';
 import { randomFloat32 } from '../fixtures/onnx-builder.ts';
 import { affineModel, cleanupTmpDirs, slowModel, tmpDir } from '../fixtures/models.ts';
+import { repoRoot } from '../fixtures/packages.ts';
 
 describe('engine: concurrency', () => {
   let dir: string;
@@ -83,5 +84,16 @@ describe('engine: concurrency', () => {
     s.dispose();
     for (const f of fifos) fs.closeSync(fs.openSync(f, 'w')); // a writer that closes at once: each read sees EOF
     await Promise.all([...reads, stat]);
+  });
+
+  test('process.exit() while a run is in flight: a clean exit, ONNX Runtime stopped before its statics are destroyed', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test', 'fixtures', 'exit-during-run.ts'), dir], {
+      cwd: repoRoot, encoding: 'utf8', timeout: 60_000,
+    });
+    assert.equal(r.signal, null, `killed by ${r.signal}: ${r.stderr}`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'exiting\n', 'the run should still have been going at the exit');
+    // Without the exit hook, the run goes on while exit() destroys ORT's static objects, and ORT reports the wreck.
+    assert.doesNotMatch(r.stderr, /onnxruntime|ExecuteKernel/);
   });
 });
