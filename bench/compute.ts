@@ -107,7 +107,7 @@ export function imageRunner(s: Session, batch: number): () => Promise<unknown> {
   return () => s.run(feeds, fetch);
 }
 
-function textRunner(s: Session, batch: number): () => Promise<unknown> {
+export function textRunner(s: Session, batch: number): () => Promise<unknown> {
   const { ids, mask } = tokenBatch(batch);
   const dims = [batch, 77];
   const feeds = { input_ids: { type: 'int64' as const, dims, data: ids }, attention_mask: { type: 'int64' as const, dims, data: mask } };

@@ -5,6 +5,7 @@
 #include "errors.h"
 #include "preprocess.h"
 #include "resample.h"
+#include "sd_notify.h"
 #include "session.h"
 #include "vision_patches.h"
 
@@ -46,6 +47,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   exports.Set("float32ToFloat16", Napi::Function::New(env, FloatToHalfJs, "float32ToFloat16"));
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("versions", Napi::Function::New(env, Versions, "versions"));
+  exports.Set("sdNotify", Napi::Function::New(env, SdNotifyJs, "sdNotify"));
   return exports;
 }
 

@@ -173,6 +173,15 @@ async function makeSamples(): Promise<void> {
     split.set(left ? [250, 140, 20] : [12, 12, 12], i * 3);
   }
   await sharp(split, { raw: { width: w, height: h, channels: 3 } }).png().toFile(path.join(samples, 'orange-and-black.png'));
+  // a red block on blue, about a quarter of the picture: "a red product" lands in the review band (cosine ≈ 0.35),
+  // so the review page has something to show after `cp samples/* inbox/`
+  const block = Buffer.alloc(w * h * 3);
+  for (let i = 0; i < w * h; i++) {
+    const x = i % w, y = Math.floor(i / w);
+    const red = x >= 72 && x < 248 && y >= 50 && y < 190;
+    block.set(red ? [210, 30, 35] : [30, 70, 220], i * 3);
+  }
+  await sharp(block, { raw: { width: w, height: h, channels: 3 } }).png().toFile(path.join(samples, 'red-on-blue.png'));
 }
 
 async function main(): Promise<void> {

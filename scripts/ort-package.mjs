@@ -47,7 +47,9 @@ function run(cmd, args, opts = {}) {
 export function npmPack(spec, integrity) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'matchd-ort-'));
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const out = run(npm, ['pack', spec, '--json', '--pack-destination', tmp], { cwd: tmp });
+  // --prefer-offline: the version and integrity are pinned, so a copy in npm's cache is the one we want; a reinstall
+  // (or a project installing matchd from a tarball) then downloads nothing. `npm install --offline` is honoured too.
+  const out = run(npm, ['pack', spec, '--json', '--prefer-offline', '--pack-destination', tmp], { cwd: tmp });
   const info = JSON.parse(out.slice(out.indexOf('[')))[0];
   const file = path.join(tmp, info.filename);
   const [algo, expected] = (integrity ?? info.integrity).split('-');

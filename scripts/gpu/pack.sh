@@ -5,5 +5,5 @@
 #   bash scripts/gpu/pack.sh && bash .gpu/part01/stage.sh unpack && . /tmp/gpu/env.sh && node --version
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-[ -f build/Release/matchd.node ] || { echo "build first: npm install" >&2; exit 2; }
-bash ../shared/gpu/stage.sh pack build/Release node_modules
+[ -f build/Release/matchd.node ] && [ -f dist/cli/main.js ] || { echo "build first: npm install" >&2; exit 2; }
+bash ../shared/gpu/stage.sh pack build/Release node_modules dist   # dist/: the compiled CLI (npm run build)

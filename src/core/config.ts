@@ -5,9 +5,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { z } from 'zod';
+import { z, type ZodType } from 'zod';
+import { CallbackActionSchema, CallbacksConfigSchema } from './callbacks/config.ts';
+import { parseWithEnv } from './env-coerce.ts';
 import { MatchdError } from './errors.ts';
+import { DEFAULT_ITEM_LIMITS } from './item.ts';
 import { BandsSchema } from './model/manifest.ts';
+import { UiConfigSchema, uiProblems } from './ui-config.ts';
 
 const positiveInt = z.number().int().positive();
 const nonNegInt = z.number().int().min(0);
@@ -15,12 +19,14 @@ const nonNegInt = z.number().int().min(0);
 /** Path templates may use {band}, {rule}, {source}, {outcome}. */
 const template = z.string().min(1);
 
-/** The core's action kinds and their options. Plugins add kinds (e.g. `callback`, `tag`), checked at start-up. */
+/** The core's action kinds and their options. Plugins add kinds (e.g. `tag`), checked at start-up. */
 export const CORE_ACTIONS = {
   move: z.strictObject({ to: template }),
   copy: z.strictObject({ to: template }),
   sidecar: z.strictObject({ to: template.optional().describe('folder; default: next to the moved/copied file, else next to the source') }),
   log: z.strictObject({ level: z.enum(['info', 'warn', 'error']).default('info') }),
+  /** A signed Standard Webhooks POST to a named endpoint from the top-level `callbacks.endpoints`. */
+  callback: CallbackActionSchema,
 } as const;
 
 /** One action: `{ <kind>: <options> }`, e.g. `{ move: { to: sorted/{band} } }` or `{ sidecar: {} }`. */
@@ -46,8 +52,15 @@ export const ActionSchema = z
 
 export type ActionSpec = { kind: string; options: Record<string, unknown> };
 
+/** `texts: per-item`: the rule has no texts of its own; every job must bring its own (else MATCHD_TEXTS_REQUIRED). */
+export const PER_ITEM = 'per-item';
+
 export const RuleSchema = z.strictObject({
-  texts: z.array(z.string().trim().min(1, 'empty text')).min(1, 'a rule needs at least one text'),
+  /** The texts a job without its own is scored against, or `per-item`. A job's own texts always replace these. */
+  texts: z.union([
+    z.literal(PER_ITEM),
+    z.array(z.string().trim().min(1, 'empty text'), { error: "texts must be a list of texts, or 'per-item'" }).min(1, "a rule needs at least one text (or texts: per-item)"),
+  ]),
   /** best: the best-matching text decides the band; all: the worst one does (every text must match). */
   match: z.enum(['best', 'all']).default('best'),
   bands: BandsSchema.optional().describe("override the model's bands for this rule"),
@@ -93,6 +106,19 @@ export const ConfigSchema = z.strictObject({
   }).prefault({}),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
   shutdown: z.strictObject({ timeoutMs: positiveInt.default(10_000) }).prefault({}),
+  /** Limits on a job's own texts and meta, for every source (webhook intake answers 400; files and objects fail per item). */
+  items: z.strictObject({
+    maxTexts: positiveInt.default(DEFAULT_ITEM_LIMITS.maxTexts).describe('most texts one job may bring'),
+    maxTextChars: positiveInt.default(DEFAULT_ITEM_LIMITS.maxTextChars).describe('most characters per text (longer than the model takes is truncated and flagged)'),
+    meta: z.strictObject({
+      maxDepth: positiveInt.default(DEFAULT_ITEM_LIMITS.meta.maxDepth).describe('the meta object itself is level 1'),
+      maxBytes: positiveInt.default(DEFAULT_ITEM_LIMITS.meta.maxBytes).describe('as UTF-8 JSON'),
+    }).prefault({}),
+  }).prefault({}),
+  /** Named callback endpoints, each with its own secret, for any rule's `callback: { endpoint: NAME }`. */
+  callbacks: CallbacksConfigSchema.prefault({}),
+  /** The web page: jobs, review queue, try-it, labels export (ui-config.ts). */
+  ui: UiConfigSchema,
   rules: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), RuleSchema).refine((r) => Object.keys(r).length > 0, 'at least one rule is required'),
   sources: z.array(SourceSchema).default([]),
 });
@@ -107,10 +133,11 @@ export function sourceName(s: { type: string; name?: string | undefined }, index
  * are listed together with the schema's even when other parts are invalid.
  */
 function crossCheck(raw: unknown): string[] {
-  const c = raw as { rules?: unknown; sources?: unknown };
-  if (!c || typeof c !== 'object' || !Array.isArray(c.sources)) return [];
+  const c = raw as { rules?: unknown; sources?: unknown; callbacks?: { endpoints?: unknown } };
+  if (!c || typeof c !== 'object') return [];
+  const problems = endpointProblems(c);
+  if (!Array.isArray(c.sources)) return problems;
   const rules = c.rules && typeof c.rules === 'object' ? Object.keys(c.rules) : [];
-  const problems: string[] = [];
   const names = new Set<string>();
   c.sources.forEach((s: { type?: unknown; name?: unknown; rule?: unknown }, i) => {
     if (!s || typeof s !== 'object') return;
@@ -124,11 +151,35 @@ function crossCheck(raw: unknown): string[] {
   return problems;
 }
 
+/** Every `callback: { endpoint: NAME }` in a rule names an endpoint of the top-level `callbacks.endpoints`. */
+function endpointProblems(c: { rules?: unknown; callbacks?: { endpoints?: unknown } }): string[] {
+  const endpoints = c.callbacks?.endpoints && typeof c.callbacks.endpoints === 'object' ? Object.keys(c.callbacks.endpoints) : [];
+  const problems: string[] = [];
+  if (!c.rules || typeof c.rules !== 'object') return problems;
+  for (const [name, rule] of Object.entries(c.rules as Record<string, { actions?: unknown }>)) {
+    if (!rule?.actions || typeof rule.actions !== 'object') continue;
+    for (const [band, list] of Object.entries(rule.actions as Record<string, unknown>)) {
+      if (!Array.isArray(list)) continue;
+      list.forEach((a: { callback?: { endpoint?: unknown } }, i) => {
+        const ep = a?.callback?.endpoint;
+        if (typeof ep === 'string' && !endpoints.includes(ep)) {
+          problems.push(`rules.${name}.actions.${band}.${i}.callback.endpoint: unknown endpoint '${ep}' (callbacks.endpoints: ${endpoints.join(', ') || 'none'})`);
+        }
+      });
+    }
+  }
+  return problems;
+}
+
 export type Config = z.output<typeof ConfigSchema>;
 
-/** Replace ${VAR} (and ${VAR:-default}) in every string; unset variables are listed as problems. */
-export function interpolate(value: unknown, env: NodeJS.ProcessEnv, problems: string[], at = ''): unknown {
+/**
+ * Replace ${VAR} (and ${VAR:-default}) in every string; unset variables are listed as problems. The paths of the
+ * strings that were filled go into `filled` (where a number or boolean is expected, they are coerced later).
+ */
+export function interpolate(value: unknown, env: NodeJS.ProcessEnv, problems: string[], at = '', filled?: Set<string>): unknown {
   if (typeof value === 'string') {
+    if (filled && /\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}/.test(value)) filled.add(at);
     return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, def?: string) => {
       const v = env[name];
       if (v !== undefined && v !== '') return v;
@@ -137,9 +188,9 @@ export function interpolate(value: unknown, env: NodeJS.ProcessEnv, problems: st
       return '';
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, problems, `${at}.${i}`));
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, problems, at ? `${at}.${i}` : String(i), filled));
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env, problems, at ? `${at}.${k}` : k)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env, problems, at ? `${at}.${k}` : k, filled)]));
   }
   return value;
 }
@@ -165,14 +216,31 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
     throw configError(file, [`YAML: ${(err as Error).message.split('\n')[0]}`]);
   }
   const problems: string[] = [];
-  const interpolated = interpolate(raw ?? {}, env, problems);
-  const parsed = ConfigSchema.safeParse(interpolated);
+  const filled = new Set<string>();
+  const interpolated = interpolate(raw ?? {}, env, problems, '', filled);
+  const parsed = parseWithEnv(ConfigSchema, interpolated, filled);
   if (!parsed.success) {
     problems.push(...parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`));
   }
   problems.push(...crossCheck(interpolated));
+  if (parsed.success) problems.push(...uiProblems(parsed.data));
   if (problems.length || !parsed.success) throw configError(file, problems);
-  return deepFreeze(parsed.data);
+  const config = deepFreeze(parsed.data);
+  envFilled.set(config, filled);
+  return config;
+}
+
+/** Per parsed config, the paths ${VAR} filled (plugin options are validated later, by their plugin's schema). */
+const envFilled = new WeakMap<Config, Set<string>>();
+
+/**
+ * Validate source `index`'s options with its plugin's schema, coercing ${VAR}-filled values where the schema
+ * expects a number or boolean (as parseConfig does for the core's own keys).
+ */
+export function parseSourceOptions<T>(schema: ZodType<T>, config: Config, index: number): ReturnType<ZodType<T>['safeParse']> {
+  const prefix = `sources.${index}.options.`;
+  const filled = new Set([...(envFilled.get(config) ?? [])].filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length)));
+  return parseWithEnv(schema, config.sources[index]!.options, filled);
 }
 
 /** Read and validate a config file. */
@@ -181,7 +249,9 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw configError(file, [`cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'ENOENT, no such file (`matchd init DIR` writes one)' : code === 'EISDIR' ? 'EISDIR, a folder, not a config file' : code ?? (err as Error).message;
+    throw configError(file, [`cannot read: ${why}`]);
   }
   return parseConfig(text, file, env);
 }

@@ -14,11 +14,11 @@ import { Checker } from './check.ts';
 import { MatchdError } from './errors.ts';
 import { coverCrop } from './image/geometry.ts';
 import { resampleWindow, toRaw, type RawOut } from './image/resample.ts';
-import { messageOf, readInput, type Source } from './image/read.ts';
-import { describeContent, sniffFormat, SNIFF_BYTES } from './image/sniff.ts';
+import { admitImage, fromSharp } from './image/admit.ts';
 import type { RawImage } from './native.ts';
 
 export { describeContent, sniffFormat } from './image/sniff.ts';
+export { DECODABLE_FORMATS, FAIL_ON, fromSharp } from './image/admit.ts';
 
 export type ImageInput = string /* file path */ | Buffer | Uint8Array | NodeJS.ReadableStream;
 
@@ -69,19 +69,10 @@ export type LoadedImage = RawImage & { channels: 3; source: ImageSourceInfo };
 
 export const DEFAULT_LIMITS: Readonly<DecodeLimits> = Object.freeze({ maxPixels: 50_000_000, maxBytes: 50 * 1024 * 1024 });
 
-/** Containers this sharp build decodes. Others that sniffing recognises (bmp, svg, jxl...) are MATCHD_IMAGE_UNSUPPORTED. */
-export const DECODABLE_FORMATS: readonly string[] = ['jpeg', 'png', 'gif', 'webp', 'tiff', 'avif', 'heif'];
-
 const RESIZE_MODES: readonly ResizeMode[] = ['shortest-edge-crop', 'squash', 'pad'];
 const KERNELS: readonly ResizeKernel[] = ['lanczos3', 'cubic', 'linear', 'nearest'];
 /** Largest output side accepted in a spec (sharp's own dimension limit is 0x3FFF per side for many formats). */
 const MAX_SIDE = 16383;
-/**
- * 'error' aborts on truncated or corrupt pixel data (a JPEG cut in half fails with "premature end of JPEG image"
- * instead of decoding to a grey lower half) but tolerates libjpeg/libpng warnings, which many real photos carry.
- */
-export const FAIL_ON = 'error' as const;
-
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -137,18 +128,6 @@ export function imageSpecFrom(spec: ImageSpec | unknown): Required<ImageSpec> {
   return { width, height, resize, kernel, background, shortestEdge };
 }
 
-/** Map a sharp/libvips failure to one of the three codes; the sharp message is kept in the text and in details.cause. */
-export function fromSharp(err: unknown, src: Source, format: string, maxPixels: number): MatchdError {
-  const msg = messageOf(err);
-  if (/exceeds pixel limit/i.test(msg)) {
-    return src.fail('MATCHD_IMAGE_TOO_LARGE', `${format} exceeds the limit of ${maxPixels} pixels (limits.maxPixels)`, { format, maxPixels, cause: msg });
-  }
-  if (/unsupported image format|unsupported (codec|compression|feature)|no decoding plugin|decoder plugin|not supported/i.test(msg)) {
-    return src.fail('MATCHD_IMAGE_UNSUPPORTED', `${format} variant this build cannot decode: ${msg}`, { format, cause: msg });
-  }
-  return src.fail('MATCHD_IMAGE_DECODE', `cannot decode ${format}: ${msg}`, { format, cause: msg });
-}
-
 /**
  * Decode + orient + flatten + to 8-bit sRGB + resize, returning exactly spec.width × spec.height, 3 channels.
  * `data` is sharp's output Buffer itself (no copy). Rejects with MATCHD_IMAGE_DECODE / _TOO_LARGE / _UNSUPPORTED
@@ -160,42 +139,13 @@ export async function loadImage(input: ImageInput, spec: ImageSpec, limits?: Par
 
 /** `loadImage` for callers that validated the spec and limits once, up front (a model family at open). */
 export async function decodeImage(input: ImageInput, s: Required<ImageSpec>, lim: DecodeLimits): Promise<LoadedImage> {
-  const { buf, src } = await readInput(input, lim);
-
-  const head = buf.subarray(0, SNIFF_BYTES);
-  const format = sniffFormat(head);
-  if (format === null) {
-    throw src.fail('MATCHD_IMAGE_UNSUPPORTED', `not an image: found ${describeContent(head)}`, { bytes: buf.length });
-  }
-  if (!DECODABLE_FORMATS.includes(format)) {
-    const why = format === 'svg' ? 'svg (vector) images are not accepted' : `${format} images are not supported by this build`;
-    throw src.fail('MATCHD_IMAGE_UNSUPPORTED', `${why} (decodable: ${DECODABLE_FORMATS.join(', ')})`, { format });
-  }
-
-  // Header only: no pixel data is decoded here, so a 50000×50000 claim costs nothing. The limit is lifted for this
-  // call only so that the refusal below can name the dimensions; the decode itself runs with the limit.
-  const first = { failOn: FAIL_ON, pages: 1, page: 0 } as const;
-  let meta: Metadata;
-  try {
-    meta = await sharp(buf, { ...first, limitInputPixels: false }).metadata();
-  } catch (err) {
-    throw fromSharp(err, src, format, lim.maxPixels);
-  }
+  const { buf, src, format, meta, first } = await admitImage(input, lim);
   const { width: w, height: h } = meta;
-  if (!w || !h) throw src.fail('MATCHD_IMAGE_DECODE', `${format} header has no dimensions`, { format });
-  if (w * h > lim.maxPixels) {
-    throw src.fail(
-      'MATCHD_IMAGE_TOO_LARGE',
-      `${format} of ${w}×${h} = ${w * h} pixels exceeds the limit of ${lim.maxPixels} pixels (limits.maxPixels); refused before decoding`,
-      { format, width: w, height: h, maxPixels: lim.maxPixels },
-    );
-  }
-
   const oriented = meta.autoOrient ?? ((meta.orientation ?? 1) >= 5 ? { width: h, height: w } : { width: w, height: h });
   const [r, g, b] = s.background;
   let out: RawOut;
   try {
-    const pipe = sharp(buf, { ...first, limitInputPixels: lim.maxPixels }).autoOrient().flatten({ background: { r, g, b } });
+    const pipe = sharp(buf, first).autoOrient().flatten({ background: { r, g, b } });
     if (s.resize === 'pad') {
       out = await toRaw(pipe.resize(s.width, s.height, { fit: 'contain', position: 'centre', kernel: s.kernel, background: { r, g, b, alpha: 1 } }));
     } else {

@@ -7,7 +7,8 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
-import { MatchdError } from './errors.ts';
+import { V3_SCHEMA, migrate } from './journal-migrate.ts';
+import { MATCHD_APPLICATION_ID, inspectJournalFile, openError, verifyJournal } from './journal-file.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
 
@@ -17,7 +18,12 @@ export interface Job {
   source: string;
   rule: string;
   imagePath: string;
+  /** The item's meta as its sender gave it (echoed in the result document). */
   meta: Record<string, unknown>;
+  /** Where the item came from, as its source describes it (path, object key, caller identity). */
+  origin: Record<string, unknown>;
+  /** The item's own texts; null: the rule's. */
+  texts: string[] | null;
   /** Per-job extras from the source: actions added to the rule's, and whether the image file is a temporary copy. */
   extra: JobExtra;
   state: JobState;
@@ -42,6 +48,8 @@ export interface JobExtra {
   temporary?: boolean;
   /** Known unusable at submit time: goes straight to the `error` outcome with this code. */
   failed?: { code: string; message: string };
+  /** Files that travel with the image (its texts companion): moved or copied along with it. */
+  companions?: string[];
 }
 
 export interface NewJob {
@@ -50,6 +58,8 @@ export interface NewJob {
   rule: string;
   imagePath: string;
   meta?: Record<string, unknown>;
+  origin?: Record<string, unknown>;
+  texts?: string[];
   extra?: JobExtra;
 }
 
@@ -62,6 +72,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   image_path TEXT NOT NULL,
   meta TEXT NOT NULL DEFAULT '{}',
   extra TEXT NOT NULL DEFAULT '{}',
+  origin TEXT NOT NULL DEFAULT '{}',
+  texts TEXT,
   state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
   attempts INTEGER NOT NULL DEFAULT 0,
   lease_owner TEXT,
@@ -92,17 +104,18 @@ CREATE TABLE IF NOT EXISTS plugin_state (
   value TEXT NOT NULL,
   PRIMARY KEY (plugin, key)
 );
-PRAGMA user_version = 1;
-`;
+${V3_SCHEMA}`;
 
-interface JobRow {
-  id: number; dedupe_key: string; source: string; rule: string; image_path: string; meta: string; extra: string; state: JobState;
+/** A jobs row as SQLite returns it (journal-review.ts reads them too). */
+export interface JobRow {
+  id: number; dedupe_key: string; source: string; rule: string; image_path: string; meta: string; extra: string; origin: string; texts: string | null; state: JobState;
   attempts: number; outcome: string | null; result: string | null; location: string | null; created_at: number;
 }
 
-function toJob(r: JobRow): Job {
+export function toJob(r: JobRow): Job {
   return {
     id: r.id, dedupeKey: r.dedupe_key, source: r.source, rule: r.rule, imagePath: r.image_path, meta: JSON.parse(r.meta), extra: JSON.parse(r.extra),
+    origin: JSON.parse(r.origin), texts: r.texts === null ? null : (JSON.parse(r.texts) as string[]),
     state: r.state, attempts: r.attempts, outcome: r.outcome, result: r.result ? JSON.parse(r.result) : null,
     location: r.location, createdAt: r.created_at,
   };
@@ -113,27 +126,47 @@ export class Journal {
   /** Identifies this process's leases; leases of any other owner are dead after start-up (one daemon per journal). */
   readonly owner = `${process.pid}-${Date.now().toString(36)}`;
 
-  constructor(readonly file: string, private readonly now: () => number = Date.now) {
+  /**
+   * Open (or create) the journal. An existing file must be a sound matchd journal (quick_check at open); a missing
+   * one is created; an empty one only with `init` (see journal-file.ts for why).
+   */
+  constructor(readonly file: string, private readonly now: () => number = Date.now, opts: { init?: boolean } = {}) {
+    const memory = file === ':memory:';
+    const kind = memory ? 'missing' : inspectJournalFile(file, opts);
+    let db: Database.Database | undefined;
     try {
-      if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-      this.db = new Database(file);
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = FULL');
-      this.db.pragma('foreign_keys = ON');
-      this.db.pragma('busy_timeout = 5000');
-      this.db.exec(SCHEMA);
+      if (!memory) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+      db = new Database(file);
+      if (kind === 'sqlite') verifyJournal(db, file);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+      migrate(db, SCHEMA);
+      // Table statistics for the query planner (bounded work; SQLite's advice for long-lived connections): without
+      // them a filter on several columns can pick the least selective index (the web page's job filters).
+      db.pragma('optimize=0x10002');
+      if (kind !== 'sqlite') db.pragma(`application_id = ${MATCHD_APPLICATION_ID}`);
     } catch (err) {
-      throw new MatchdError('MATCHD_JOURNAL', `cannot open the journal ${file}: ${(err as Error).message}`, { file });
+      db?.close();
+      throw openError(err, file);
     }
+    this.db = db;
+  }
+
+  /** The database, for the journal's query modules (journal-review.ts); nothing else writes through it. */
+  get sql(): Database.Database {
+    return this.db;
   }
 
   /** Journal a job unless its dedupe key is known; returns the (existing) job id. */
   enqueue(job: NewJob): { jobId: number; duplicate: boolean } {
     const t = this.now();
     const info = this.db
-      .prepare(`INSERT INTO jobs (dedupe_key, source, rule, image_path, meta, extra, state, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`)
-      .run(job.dedupeKey, job.source, job.rule, job.imagePath, JSON.stringify(job.meta ?? {}), JSON.stringify(job.extra ?? {}), t, t);
+      .prepare(`INSERT INTO jobs (dedupe_key, source, rule, image_path, meta, extra, origin, texts, state, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`)
+      .run(job.dedupeKey, job.source, job.rule, job.imagePath, JSON.stringify(job.meta ?? {}), JSON.stringify(job.extra ?? {}),
+        JSON.stringify(job.origin ?? {}), job.texts ? JSON.stringify(job.texts) : null, t, t);
     if (info.changes === 1) return { jobId: Number(info.lastInsertRowid), duplicate: false };
     const row = this.db.prepare('SELECT id FROM jobs WHERE dedupe_key = ?').get(job.dedupeKey) as { id: number };
     return { jobId: row.id, duplicate: true };
@@ -188,13 +221,19 @@ export class Journal {
     })();
   }
 
-  /** Due actions, at most one per job (the lowest pending seq: a job's actions run in order). */
-  dueActions(limit: number): Action[] {
+  /**
+   * Due actions, at most one per job (the lowest pending seq: a job's actions run in order), leaving out the ids
+   * already running and the kinds whose lane is full (so a busy lane never hides due work of another).
+   */
+  dueActions(limit: number, skip: { ids?: Iterable<number>; kinds?: Iterable<string> } = {}): Action[] {
     const rows = this.db
       .prepare(`SELECT * FROM outbox o WHERE o.state = 'pending' AND o.next_at <= ?
                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.job_id = o.job_id AND p.seq < o.seq AND p.state = 'pending')
+                AND o.id NOT IN (SELECT value FROM json_each(?)) AND o.kind NOT IN (SELECT value FROM json_each(?))
                 ORDER BY o.id LIMIT ?`)
-      .all(this.now(), limit) as { id: number; job_id: number; seq: number; kind: string; payload: string; attempts: number }[];
+      .all(this.now(), JSON.stringify([...(skip.ids ?? [])]), JSON.stringify([...(skip.kinds ?? [])]), limit) as {
+        id: number; job_id: number; seq: number; kind: string; payload: string; attempts: number;
+      }[];
     return rows.map((r) => ({ id: r.id, jobId: r.job_id, seq: r.seq, kind: r.kind, payload: JSON.parse(r.payload), attempts: r.attempts }));
   }
 
@@ -285,13 +324,49 @@ export class Journal {
       .run(plugin, key, JSON.stringify(value));
   }
 
-  /** Forget finished jobs older than `days` (their dedupe keys too), with their actions. */
-  prune(days: number): number {
+  /** Plugin state entries whose key starts with `prefix`, of one plugin or of all (e.g. disabled callback endpoints). */
+  pluginEntries(prefix: string, plugin?: string): { plugin: string; key: string; value: unknown }[] {
+    const rows = this.db
+      .prepare(`SELECT plugin, key, value FROM plugin_state WHERE substr(key, 1, length(?)) = ? AND (? IS NULL OR plugin = ?) ORDER BY plugin, key`)
+      .all(prefix, prefix, plugin ?? null, plugin ?? null) as { plugin: string; key: string; value: string }[];
+    return rows.map((r) => ({ plugin: r.plugin, key: r.key, value: JSON.parse(r.value) }));
+  }
+
+  /** Remove one plugin state entry; true when it existed. */
+  pluginDelete(plugin: string, key: string): boolean {
+    return this.db.prepare('DELETE FROM plugin_state WHERE plugin = ? AND key = ?').run(plugin, key).changes === 1;
+  }
+
+  /**
+   * Forget finished jobs older than `days` (their dedupe keys too), with their actions; at most `limit` per call
+   * (a long backlog is pruned in short transactions). Jobs with an action still pending are kept.
+   */
+  prune(days: number, limit = Number.MAX_SAFE_INTEGER): number {
     const before = this.now() - days * 86_400_000;
     return this.db
-      .prepare(`DELETE FROM jobs WHERE state IN ('done', 'failed') AND updated_at < ?
-                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state = 'pending')`)
-      .run(before).changes;
+      .prepare(`DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN ('done', 'failed') AND updated_at < ?
+                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state = 'pending') ORDER BY id LIMIT ?)`)
+      .run(before, limit).changes;
+  }
+
+  /**
+   * The health probe that ends a disk-full pause: first hand the WAL's space back (a truncating checkpoint: on a
+   * small disk the WAL itself can be what filled it), then a tiny write (plugin '' cannot clash with a source name).
+   */
+  probeWrite(): void {
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      /* the write below decides */
+    }
+    this.db
+      .prepare(`INSERT INTO plugin_state (plugin, key, value) VALUES ('', 'write-probe', ?) ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value`)
+      .run(String(this.now()));
+  }
+
+  /** Refresh the planner's statistics where the tables changed enough (cheap when nothing did). */
+  optimize(): void {
+    this.db.pragma('optimize');
   }
 
   /** Quick liveness probe for /healthz. */

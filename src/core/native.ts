@@ -133,6 +133,8 @@ export interface Addon {
   float16ToFloat32(data: Uint16Array): Float32Array;
   float32ToFloat16(data: Float32Array): Uint16Array;
   versions(): { onnxruntime: string; ortApi: number; providers: string[] };
+  /** One datagram to systemd's notification socket (a path or `@abstract`); null when sent, else why not. */
+  sdNotify(socketPath: string, state: string): string | null;
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
 }
 

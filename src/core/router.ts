@@ -37,8 +37,10 @@ export function resultDocument(job: Job, o: ScoredOutcome, model: { name: string
     ...(o.decidedBy ? { decidedBy: o.decidedBy.text } : {}),
     ...(o.results ? { results: o.results.map(({ text, cosine, score, band, truncated }) => ({ text, cosine, score, band, truncated })) } : {}),
     ...(o.error ? { error: o.error } : {}),
+    textsFrom: job.texts ? 'item' : 'rule',
     model,
     meta: job.meta,
+    origin: job.origin,
   };
 }
 
@@ -53,7 +55,7 @@ export function planActions(rule: Rule, job: Job, o: ScoredOutcome, doc: Record<
     switch (kind) {
       case 'move':
       case 'copy':
-        return { kind, payload: { src: job.imagePath, dir: fill(String(options.to), vars, baseDir) } };
+        return { kind, payload: { src: job.imagePath, dir: fill(String(options.to), vars, baseDir), ...(job.extra.companions?.length ? { companions: job.extra.companions } : {}) } };
       case 'sidecar':
         return { kind, payload: { ...(options.to ? { dir: fill(String(options.to), vars, baseDir) } : {}), doc } };
       case 'log':

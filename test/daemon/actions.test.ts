@@ -12,7 +12,7 @@ function ctx(location: string, jobId = 7) {
   const remembered: Record<string, unknown>[] = [];
   const c: ActionContext = {
     jobId, location, remember: (p) => remembered.push(p), log: silentLogger(), attempt: 1, now: Date.now,
-    job: { source: 's', rule: 'r', imagePath: location, meta: {}, outcome: 'adopt', result: null, createdAt: 0 },
+    job: { source: 's', rule: 'r', imagePath: location, meta: {}, origin: {}, outcome: 'adopt', result: null, createdAt: 0 },
   };
   return { c, remembered };
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { loadConfig, parseConfig } from '../../src/core/config.ts';
+import { loadConfig, parseConfig, parseSourceOptions } from '../../src/core/config.ts';
 import { MatchdError } from '../../src/core/errors.ts';
 import { repoRoot } from '../fixtures/packages.ts';
 
@@ -39,6 +39,50 @@ describe('daemon: config', () => {
     assert.equal(c.journal.path, '/tmp/x.db');
     assert.equal(c.admin.host, '127.0.0.2');
     assert.deepEqual(c.rules.r!.texts, ['a blue bag']);
+  });
+
+  test('${VAR} fills numbers and booleans where the schema expects them — only there, and only from the environment', async () => {
+    const env = { QSIZE: '750', ADMIN: 'false', PORT: '9999', TOKEN: '12345678901234567890', WH_PORT: '8123', HTTP: 'true', BAD: 'lots' };
+    const c = parseConfig(`
+model:
+  queueSize: \${QSIZE}
+  maxDelayMs: \${DELAY:-15}
+admin:
+  enabled: \${ADMIN}
+  port: \${PORT}
+journal:
+  path: \${PORT}.db
+rules:
+  r:
+    texts: [\"\${PORT}\"]
+sources:
+  - type: webhook
+    rule: r
+    options:
+      port: \${WH_PORT}
+      auth:
+        tokens: [{ name: ci, token: \"\${TOKEN}\" }]
+      outbound:
+        allowHttp: \${HTTP}
+`, 'x', env);
+    assert.equal(c.model.queueSize, 750);
+    assert.equal(c.model.maxDelayMs, 15, 'a default is coerced too');
+    assert.equal(c.admin.enabled, false);
+    assert.equal(c.admin.port, 9999);
+    assert.equal(c.journal.path, '9999.db', 'a string field keeps the string');
+    assert.deepEqual(c.rules.r!.texts, ['9999']);
+    const { builtinRegistry } = await import('../../src/plugins/index.ts');
+    const plugin = await builtinRegistry().resolve('webhook', '.');
+    const opts = parseSourceOptions(plugin.configSchema, c, 0);
+    assert.ok(opts.success, JSON.stringify(!opts.success && opts.error.issues));
+    const o = opts.data as any;
+    assert.equal(o.port, 8123);
+    assert.equal(o.outbound.allowHttp, true);
+    assert.equal(o.auth.tokens[0].token, '12345678901234567890', 'a numeric-looking secret stays a string');
+
+    const problems = invalid('model:\n  queueSize: ${BAD}\n  maxBatch: "16"\nrules: { r: { texts: [a] } }\n', env);
+    assert.ok(problems.some((p) => /^model\.queueSize: .*number/.test(p)), `not a number → still a problem:\n${problems.join('\n')}`);
+    assert.ok(problems.some((p) => /^model\.maxBatch: .*number/.test(p)), 'a quoted literal is not coerced (only ${VAR} values are)');
   });
 
   test('every problem is listed together, each with its path', () => {
@@ -94,5 +138,7 @@ sources:
     assert.equal(c.sources[0]!.type, 'folder');
     const schema = JSON.parse(fs.readFileSync(path.join(repoRoot, 'config', 'config.schema.json'), 'utf8'));
     assert.equal(schema.title, 'matchd daemon configuration');
+    const callbacks = loadConfig(path.join(repoRoot, 'config', 'callbacks.yaml'), {});
+    assert.ok(callbacks.callbacks.endpoints.local!.secret.startsWith('whsec_'), 'the demo secret applies without MATCHD_CALLBACK_SECRET');
   });
 });

@@ -12,7 +12,7 @@ import { builtinRegistry } from '../../src/plugins/index.ts';
 import { colourImage, listFiles, waitFor, workspace, type Workspace } from '../fixtures/daemon.ts';
 import { pngBomb } from '../fixtures/images.ts';
 import { cleanupTmpDirs } from '../fixtures/models.ts';
-import { samplesDir } from '../fixtures/packages.ts';
+import { sampleImages, samplesDir } from '../fixtures/packages.ts';
 
 const running: Daemon[] = [];
 async function start(ws: Workspace): Promise<Daemon> {
@@ -24,7 +24,7 @@ async function start(ws: Workspace): Promise<Daemon> {
 /** Images (not sidecars) per band folder. */
 function outputs(ws: Workspace): Record<string, string[]> {
   const out: Record<string, string[]> = {};
-  for (const f of listFiles(ws.sorted).filter((f) => !f.endsWith('.json'))) (out[path.dirname(f)] ??= []).push(path.basename(f));
+  for (const f of listFiles(ws.sorted).filter((f) => !/\.(json|txt)$/.test(f))) (out[path.dirname(f)] ??= []).push(path.basename(f));
   return out;
 }
 
@@ -38,8 +38,9 @@ describe('daemon: main job', () => {
     const ws = workspace();
     await start(ws);
     for (const f of fs.readdirSync(samplesDir)) fs.copyFileSync(path.join(samplesDir, f), path.join(ws.inbox, f));
-    const n = fs.readdirSync(samplesDir).length;
-    await waitFor(() => listFiles(ws.sorted).length === 2 * n && listFiles(ws.inbox).length === 0, 'every sample sorted with its sidecar');
+    const n = sampleImages().length;
+    // Every image with its sidecar, and red.jpg's companions (red.txt, red.json) moved along with it.
+    await waitFor(() => listFiles(ws.sorted).length === 2 * n + 2 && listFiles(ws.inbox).length === 0, 'every sample sorted with its sidecar');
     const out = outputs(ws);
     assert.deepEqual(out.adopt, ['red.jpg']);
     assert.ok(out.reject!.includes('blue.png') && out.reject!.includes('green.webp'));
@@ -51,6 +52,10 @@ describe('daemon: main job', () => {
     assert.deepEqual(Object.keys(side.results[0]).sort(), ['band', 'cosine', 'score', 'text', 'truncated']);
     assert.equal(side.results[0].text, 'a red product');
     assert.ok(side.results[0].cosine > 0.4);
+    // red.jpg came with its own texts (samples/red.txt) and meta (samples/red.json).
+    assert.deepEqual(side.results.map((r: { text: string }) => r.text), ['a red product', 'a blue product']);
+    assert.deepEqual(side.meta, JSON.parse(fs.readFileSync(path.join(samplesDir, 'red.json'), 'utf8')).meta);
+    assert.ok(fs.existsSync(path.join(ws.sorted, 'adopt', 'red.txt')));
   });
 
   test('hostile files go to error with their code while the daemon keeps working', async () => {
@@ -107,9 +112,19 @@ describe('daemon: main job', () => {
     assert.match(metrics, /matchd_batch_size_count [1-9]/);
     assert.match(metrics, /matchd_queue_depth /);
     assert.match(metrics, /matchd_compute_seconds_bucket/);
+    // Node's process metrics under the standard names stock dashboards use (not matchd_process_process_...).
+    assert.match(metrics, /^process_cpu_seconds_total \d/m);
+    assert.match(metrics, /^process_resident_memory_bytes \d/m);
+    assert.match(metrics, /^nodejs_heap_size_used_bytes \d/m);
+    assert.match(metrics, /^nodejs_eventloop_lag_seconds \d/m);
+    assert.doesNotMatch(metrics, /matchd_process_/);
+    // An unknown route: the { error: { code, message } } shape of every HTTP error of matchd's.
     const missing = await fetch(`${base}/nope`);
     assert.equal(missing.status, 404);
-    assert.deepEqual(((await missing.json()) as any).routes, ['GET /metrics', 'GET /healthz']);
+    const body = (await missing.json()) as any;
+    assert.equal(body.error.code, 'MATCHD_REQUEST_INVALID');
+    assert.match(body.error.message, /no route GET \/nope; this server has GET \/metrics, GET \/healthz, /);
+    assert.deepEqual(body.routes.slice(0, 2), ['GET /metrics', 'GET /healthz'], 'then the web page\'s routes');
   });
 });
 

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { MatchdError } from '../../src/core/errors.ts';
 import { Matcher } from '../../src/core/matcher.ts';
 import { cleanupTmpDirs, tmpDir } from '../fixtures/models.ts';
-import { demoCopy, demoDir, samplesDir } from '../fixtures/packages.ts';
+import { demoCopy, demoDir, sampleImages, samplesDir } from '../fixtures/packages.ts';
 
 const sample = (name: string) => path.join(samplesDir, name);
 const COLOURS = ['red', 'orange', 'yellow', 'green', 'blue', 'purple', 'pink', 'white', 'grey', 'black'];
@@ -46,7 +46,7 @@ describe('matcher: demo model', () => {
   });
 
   test('the batch path returns the same scores as one image at a time', async () => {
-    const files = fs.readdirSync(samplesDir).map(sample);
+    const files = sampleImages().map(sample);
     const batched = await matcher.embedImages(files);
     for (let i = 0; i < files.length; i++) {
       const [single] = await matcher.embedImages([files[i]!]);

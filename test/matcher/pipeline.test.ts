@@ -11,7 +11,7 @@ import { Pipeline } from '../../src/core/pipeline.ts';
 import { Matcher } from '../../src/core/matcher.ts';
 import { decodesBesideEngine } from '../../src/core/cpus.ts';
 import { cleanupTmpDirs, tmpDir } from '../fixtures/models.ts';
-import { demoDir, samplesDir } from '../fixtures/packages.ts';
+import { demoDir, sampleImages, samplesDir } from '../fixtures/packages.ts';
 
 /** The demo family, instrumented: how many images are prepared but not yet encoded, and every engine call. */
 function instrument(model: FamilyModel) {
@@ -44,7 +44,7 @@ function instrument(model: FamilyModel) {
 
 describe('pipeline: decode → batch → encode', () => {
   let model: FamilyModel;
-  const files = fs.readdirSync(samplesDir).filter((f) => !f.includes('not-an-image')).map((f) => path.join(samplesDir, f));
+  const files = sampleImages().map((f) => path.join(samplesDir, f));
   before(async () => {
     model = await openFamily(readPackage(demoDir), { limits: limitsFrom() });
   });

@@ -11,8 +11,11 @@ import { copyFile, exists, moveFile, sameContent, uniqueName, writeFileAtomic } 
 /** What an action may read and record while it runs. */
 export interface ActionContext {
   jobId: number;
-  /** The job as journalled: source, rule, meta, outcome and the result document. */
-  job: { source: string; rule: string; imagePath: string; meta: Record<string, unknown>; outcome: string | null; result: Record<string, unknown> | null; createdAt: number };
+  /** The job as journalled: source, rule, the sender's meta, the source's origin, outcome and the result document. */
+  job: {
+    source: string; rule: string; imagePath: string; meta: Record<string, unknown>; origin: Record<string, unknown>;
+    outcome: string | null; result: Record<string, unknown> | null; createdAt: number;
+  };
   /** 1 for the first try. */
   attempt: number;
   /** The clock the runner schedules with (a fake one in tests). */
@@ -41,9 +44,16 @@ export class RetryLaterError extends MatchdError {
   }
 }
 
-type Transfer = { src: string; dir: string; dest?: string };
+type Transfer = { src: string; dir: string; dest?: string; companions?: string[] };
 
+/** The image, then its companions (texts files), each named after where the image went. */
 async function transfer(kind: 'move' | 'copy', p: Transfer, ctx: ActionContext): Promise<ActionResult> {
+  const dest = await transferImage(kind, p, ctx);
+  for (const c of p.companions ?? []) await transferCompanion(kind, c, dest, ctx.jobId);
+  return { location: dest };
+}
+
+async function transferImage(kind: 'move' | 'copy', p: Transfer, ctx: ActionContext): Promise<string> {
   const pick = async () => {
     const dest = await uniqueName(p.dir, path.basename(p.src), ctx.jobId);
     ctx.remember({ ...p, dest });
@@ -52,25 +62,47 @@ async function transfer(kind: 'move' | 'copy', p: Transfer, ctx: ActionContext):
   let dest = p.dest ?? (await pick());
   const srcThere = await exists(p.src);
   if (!srcThere) {
-    if (await exists(dest)) return { location: dest }; // done before a crash
+    if (await exists(dest)) return dest; // done before a crash
     throw new PermanentActionError(`cannot ${kind} ${p.src}: the file is gone`);
   }
   if (await exists(dest)) {
     if (await sameContent(p.src, dest)) {
       if (kind === 'move') await moveFinish(p.src);
-      return { location: dest };
+      return dest;
     }
     dest = await pick(); // someone else's file took the name meanwhile
   }
+  await place(kind, p.src, dest);
+  return dest;
+}
+
+async function place(kind: 'move' | 'copy', src: string, dest: string): Promise<void> {
   try {
-    await (kind === 'move' ? moveFile(p.src, dest) : copyFile(p.src, dest));
+    await (kind === 'move' ? moveFile(src, dest) : copyFile(src, dest));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new MatchdError('MATCHD_ACTION_FAILED', `${dest} appeared while ${kind === 'move' ? 'moving' : 'copying'}; retrying with a new name`);
     }
     throw err;
   }
-  return { location: dest };
+}
+
+/**
+ * `photo.txt` goes where `photo.jpg` went, as `<image's new stem>.txt`. Gone already: moved before a crash (or shared
+ * with another image of the same stem that took it), so there is nothing left to do.
+ */
+async function transferCompanion(kind: 'move' | 'copy', src: string, imageDest: string, jobId: number): Promise<void> {
+  if (!(await exists(src))) return;
+  const dir = path.dirname(imageDest);
+  let dest = path.join(dir, path.basename(imageDest, path.extname(imageDest)) + path.extname(src));
+  if (await exists(dest)) {
+    if (await sameContent(src, dest)) {
+      if (kind === 'move') await moveFinish(src);
+      return;
+    }
+    dest = await uniqueName(dir, path.basename(dest), jobId);
+  }
+  await place(kind, src, dest);
 }
 
 async function moveFinish(src: string): Promise<void> {

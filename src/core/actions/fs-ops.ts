@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { sweepOnce, tempNameFor } from './temp-files.ts';
 
 export async function exists(p: string): Promise<boolean> {
   try {
@@ -54,19 +55,25 @@ export async function sameContent(a: string, b: string): Promise<boolean> {
   return (await sha256(a)) === (await sha256(b));
 }
 
-/** Copy `src` to a temp file beside `dest`, fsync it, and return the temp path. */
+/** Copy `src` to a temp file beside `dest`, fsync it, and return the temp path (removed again if any step fails). */
 async function stageCopy(src: string, dest: string): Promise<string> {
-  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${process.pid}.${Date.now()}.tmp`);
-  await fsp.copyFile(src, tmp, fs.constants.COPYFILE_EXCL);
-  const fh = await fsp.open(tmp, 'r+');
+  await sweepOnce(path.dirname(dest));
+  const tmp = tempNameFor(dest);
   try {
-    await fh.sync();
-  } finally {
-    await fh.close();
+    await fsp.copyFile(src, tmp, fs.constants.COPYFILE_EXCL);
+    const fh = await fsp.open(tmp, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    const st = await fsp.stat(src);
+    await fsp.utimes(tmp, st.atime, st.mtime);
+    return tmp;
+  } catch (err) {
+    await fsp.rm(tmp, { force: true }).catch(() => {});
+    throw err;
   }
-  const st = await fsp.stat(src);
-  await fsp.utimes(tmp, st.atime, st.mtime);
-  return tmp;
 }
 
 /** Give `from` the name `dest` without ever replacing an existing file (EEXIST if taken). */
@@ -104,17 +111,23 @@ export async function copyFile(src: string, dest: string): Promise<void> {
   await fsyncDir(path.dirname(dest));
 }
 
-/** Write a file atomically: temp + fsync + rename (replaces an older version of the same file). */
+/** Write a file atomically: temp + fsync + rename (replaces an older version of the same file); no temp file survives a failure. */
 export async function writeFileAtomic(file: string, data: string): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true });
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const fh = await fsp.open(tmp, 'w');
+  await sweepOnce(path.dirname(file));
+  const tmp = tempNameFor(file);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    const fh = await fsp.open(tmp, 'w');
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true }).catch(() => {});
+    throw err;
   }
-  await fsp.rename(tmp, file);
   await fsyncDir(path.dirname(file));
 }

@@ -11,12 +11,11 @@
  * CMYK conversion, not PIL's naive one. The hostile-input defences are loadImage's, in the same order: byte limit,
  * content sniffing, header-only pixel limit before decoding, `failOn: 'error'`.
  */
-import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import sharp, { type OutputInfo } from 'sharp';
 import { MatchdError } from '../errors.ts';
-import { DECODABLE_FORMATS, FAIL_ON, fromSharp, limitsFrom, type DecodeLimits, type ImageInput, type ImageSourceInfo } from '../image.ts';
+import { limitsFrom, type DecodeLimits, type ImageInput, type ImageSourceInfo } from '../image.ts';
 import type { Raster } from '../native.ts';
-import { readInput } from './read.ts';
-import { describeContent, sniffFormat, SNIFF_BYTES } from './sniff.ts';
+import { admitImage, fromSharp } from './admit.ts';
 
 export interface DecodeRgbOptions {
   /** Rotate/flip by the EXIF Orientation tag (default true). false reproduces PIL, which ignores the tag. */
@@ -37,35 +36,8 @@ export type RgbImage = Raster & { channels: 3; source: ImageSourceInfo };
 export async function decodeRgb(input: ImageInput, options: DecodeRgbOptions = {}, limits?: Partial<DecodeLimits>): Promise<RgbImage> {
   const lim = limitsFrom(limits);
   const orient = options.exifOrientation ?? true;
-  const { buf, src } = await readInput(input, lim);
-
-  const head = buf.subarray(0, SNIFF_BYTES);
-  const format = sniffFormat(head);
-  if (format === null) {
-    throw src.fail('MATCHD_IMAGE_UNSUPPORTED', `not an image: found ${describeContent(head)}`, { bytes: buf.length });
-  }
-  if (!DECODABLE_FORMATS.includes(format)) {
-    const why = format === 'svg' ? 'svg (vector) images are not accepted' : `${format} images are not supported by this build`;
-    throw src.fail('MATCHD_IMAGE_UNSUPPORTED', `${why} (decodable: ${DECODABLE_FORMATS.join(', ')})`, { format });
-  }
-
-  // Header only (no pixel data decoded): a 50000×50000 claim is refused here at no cost.
-  const first = { failOn: FAIL_ON, pages: 1, page: 0, ignoreIcc: true } as const;
-  let meta: Metadata;
-  try {
-    meta = await sharp(buf, { ...first, limitInputPixels: false }).metadata();
-  } catch (err) {
-    throw fromSharp(err, src, format, lim.maxPixels);
-  }
+  const { buf, src, format, meta, first } = await admitImage(input, lim, { ignoreIcc: true });
   const { width: w, height: h } = meta;
-  if (!w || !h) throw src.fail('MATCHD_IMAGE_DECODE', `${format} header has no dimensions`, { format });
-  if (w * h > lim.maxPixels) {
-    throw src.fail(
-      'MATCHD_IMAGE_TOO_LARGE',
-      `${format} of ${w}×${h} = ${w * h} pixels exceeds the limit of ${lim.maxPixels} pixels (limits.maxPixels); refused before decoding`,
-      { format, width: w, height: h, maxPixels: lim.maxPixels },
-    );
-  }
 
   const swapped = orient && (meta.orientation ?? 1) >= 5;
   const [ow, oh] = swapped ? [h, w] : [w, h];
@@ -78,7 +50,7 @@ export async function decodeRgb(input: ImageInput, options: DecodeRgbOptions = {
 
   let out: { data: Buffer; info: OutputInfo };
   try {
-    let img = sharp(buf, { ...first, limitInputPixels: lim.maxPixels });
+    let img = sharp(buf, first);
     if (orient) img = img.autoOrient();
     out = await img.toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (err) {

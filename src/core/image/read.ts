@@ -2,6 +2,7 @@
  * Reading an input into memory under the byte limit: a path (fs.stat first, then one read), a Buffer / Uint8Array
  * (wrapped, never copied) or a stream (read chunk by chunk, destroyed as soon as the cap is passed).
  */
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { MatchdError, type ErrorCode } from '../errors.ts';
@@ -33,7 +34,8 @@ async function readFile(path: string, limits: ByteLimits): Promise<{ buf: Buffer
   const src = new Source(JSON.stringify(path));
   let fh: fsp.FileHandle;
   try {
-    fh = await fsp.open(path, 'r');
+    // O_NONBLOCK: opening a FIFO without a writer would otherwise block a libuv thread forever; fstat below refuses it.
+    fh = await fsp.open(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : messageOf(err);
@@ -41,7 +43,7 @@ async function readFile(path: string, limits: ByteLimits): Promise<{ buf: Buffer
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw src.fail('MATCHD_IMAGE_DECODE', 'not a regular file');
+    if (!st.isFile()) throw src.fail('MATCHD_IMAGE_DECODE', `not a regular file (${st.isFIFO() ? 'a named pipe' : st.isDirectory() ? 'a directory' : st.isSocket() ? 'a socket' : 'a device or special file'})`);
     if (st.size === 0) throw src.fail('MATCHD_IMAGE_DECODE', 'empty file (0 bytes)', { bytes: 0 });
     if (st.size > limits.maxBytes) {
       throw src.fail('MATCHD_IMAGE_TOO_LARGE', `${st.size} bytes exceeds the limit of ${limits.maxBytes} bytes (limits.maxBytes)`, {

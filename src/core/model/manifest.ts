@@ -13,6 +13,8 @@ export const BandSchema = z.strictObject({
   name: z.string().min(1).regex(/^[A-Za-z0-9_-]+$/, 'band names are letters, digits, _ and - (they name folders)'),
   /** Inclusive lower bound; the last band may omit it (it catches everything below). */
   min: z.number().optional(),
+  /** Jobs in this band wait for a person on the review page (without any band saying so, the band named `review` does). */
+  review: z.boolean().optional().describe("jobs in this band wait on the web page's review queue (default: only a band named review)"),
 });
 
 /** Verdict bands, best first, with strictly decreasing thresholds. */

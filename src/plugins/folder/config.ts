@@ -33,6 +33,19 @@ export const FolderConfigSchema = z.strictObject(
     pollIntervalMs: ms('pollIntervalMs').min(10, 'pollIntervalMs must be >= 10').default(1000),
     rescanMs: ms('rescanMs').default(30_000).describe('full walk that reconciles missed events; 0 disables'),
     rule: z.string({ error: 'rule must be a rule name' }).min(1, 'rule must not be empty').optional(),
+    companions: z
+      .strictObject({
+        enabled: bool('companions.enabled').default(true).describe('read photo.txt / photo.json next to photo.jpg, and manifests'),
+        expect: bool('companions.expect').optional()
+          .describe("every image has texts of its own: wait (up to waitMs) for a companion that is not there yet; default: true when the rule is texts: per-item"),
+        waitMs: ms('companions.waitMs').default(10_000).describe('longest an image waits for an expected companion, or for one still being written'),
+        manifests: z
+          .array(z.string().regex(/^[^/\\]+\.(csv|jsonl|ndjson)$/i, 'manifests must hold file names ending in .csv, .jsonl or .ndjson'))
+          .default(['matchd-manifest.csv', 'matchd-manifest.jsonl'])
+          .describe('file names looked for in each watched folder (and its sub-folders when recursive)'),
+        maxBytes: z.number().int().positive().default(4 * 1024 * 1024).describe('larger companion or manifest files are refused unread'),
+      }, { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown companions option(s) ${iss.keys.join(', ')}` : undefined) })
+      .prefault({}),
   },
   { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown option(s) ${iss.keys.join(', ')}` : 'folder options must be an object') },
 );

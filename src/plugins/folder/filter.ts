@@ -15,6 +15,8 @@ export interface FilterOptions {
   ignore?: readonly string[];
   /** Allowed extensions (with or without the dot, any case); empty = every file. */
   extensions?: readonly string[];
+  /** Files that are never jobs whatever their extension (companion texts files, manifests), by name. */
+  notJobs?: (name: string) => boolean;
 }
 
 /**
@@ -26,8 +28,10 @@ export class PathFilter {
   private readonly names: RegExp[] = [];
   private readonly paths: RegExp[] = [];
   private readonly extensions: Set<string> | undefined;
+  private readonly notJobs: ((name: string) => boolean) | undefined;
 
-  constructor({ ignore = [], extensions = DEFAULT_EXTENSIONS }: FilterOptions = {}) {
+  constructor({ ignore = [], extensions = DEFAULT_EXTENSIONS, notJobs }: FilterOptions = {}) {
+    this.notJobs = notJobs;
     for (const raw of [...DEFAULT_IGNORE, ...ignore]) {
       // a trailing '/' (folder) does not anchor; a leading or inner one does, as in .gitignore
       const trimmed = raw.replace(/\/+$/, '');
@@ -53,8 +57,9 @@ export class PathFilter {
     return false;
   }
 
-  /** True when the extension of `rel` is allowed (always, when the allow-list is empty). */
+  /** True when the extension of `rel` is allowed (always, when the allow-list is empty) and its name may be a job. */
   hasAllowedExtension(rel: string): boolean {
+    if (this.notJobs?.(path.posix.basename(rel))) return false;
     if (!this.extensions) return true;
     return this.extensions.has(path.posix.extname(rel).slice(1).toLowerCase());
   }

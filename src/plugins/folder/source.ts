@@ -1,8 +1,13 @@
-/** One running folder source: chokidar events and periodic walks feed the stability tracker, which submits. */
+/**
+ * One running folder source: chokidar events and periodic walks feed the stability tracker, which submits each stable
+ * image with its own texts and meta (companions.ts) once those are stable too.
+ */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
+import { isCompanionName } from '../../core/items/companion.ts';
 import type { PluginContext, SourceInstance } from '../../core/plugin.ts';
+import { CompanionResolver, type Resolved } from './companions.ts';
 import type { FolderConfig } from './config.ts';
 import { PathFilter } from './filter.ts';
 import { type FileVersion, Tracker, type Verdict } from './tracker.ts';
@@ -16,12 +21,15 @@ export interface FolderTestOptions {
 
 const UNKNOWN_RULE_RETRY_MS = 60_000;
 const SUBMIT_ERROR_RETRY_MS = 5_000;
+/** Manifest problems kept in the source's state (`manifestProblems`), most recent last. */
+const KEEP_PROBLEMS = 50;
 
 /** The folder source instance created by `folderPlugin.create`. */
 export class FolderSource implements SourceInstance {
   private readonly roots: string[];
   private readonly filter: PathFilter;
   private readonly tracker: Tracker;
+  private readonly companions: CompanionResolver | undefined;
   private readonly tickMs: number;
   private readonly abort = new AbortController();
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -40,7 +48,20 @@ export class FolderSource implements SourceInstance {
     private readonly testing: FolderTestOptions = {},
   ) {
     this.roots = [...new Set(config.paths.map((p) => path.resolve(ctx.resolvePath(p))))];
-    this.filter = new PathFilter({ ignore: config.ignore, extensions: config.extensions });
+    const c = config.companions;
+    const manifests = new Set(c.manifests.map((m) => m.toLowerCase()));
+    // Companions and manifests are never jobs, even with `extensions: []`.
+    this.filter = new PathFilter({
+      ignore: config.ignore, extensions: config.extensions, ...(c.enabled ? { notJobs: (n) => isCompanionName(n) || manifests.has(n.toLowerCase()) } : {}),
+    });
+    this.companions = c.enabled
+      ? new CompanionResolver({
+          expect: c.expect ?? ctx.needsTexts(config.rule),
+          waitMs: c.waitMs, stabilityMs: config.stabilityMs, minAgeMs: config.minAgeMs, maxBytes: c.maxBytes, manifests: c.manifests,
+          rootOf: (f) => this.rootOf(f),
+          report: (manifest, problems) => this.manifestProblem(manifest, problems),
+        })
+      : undefined;
     this.tickMs = Math.max(10, Math.min(250, Math.floor(config.stabilityMs / 4)));
     this.tracker = new Tracker({
       stabilityMs: config.stabilityMs,
@@ -95,7 +116,10 @@ export class FolderSource implements SourceInstance {
     const hint = (p: string) => this.guard(() => this.hint(p));
     w.on('add', hint);
     w.on('change', hint);
-    w.on('unlink', (p) => this.guard(() => this.tracker.forget(p)));
+    w.on('unlink', (p) => this.guard(() => {
+      this.tracker.forget(p);
+      this.companions?.forget(p);
+    }));
     w.on('unlinkDir', (p) => this.guard(() => this.tracker.forgetUnder(p)));
     w.on('addDir', (p) => this.guard(() => this.addDir(p)));
     w.on('error', (err) => this.problem(`watcher error: ${(err as Error).message}`, err));
@@ -174,24 +198,41 @@ export class FolderSource implements SourceInstance {
     this.watcher.add(root);
   }
 
-  private submit(file: string, v: FileVersion, dedupeKey: string): Verdict {
+  private async submit(file: string, v: FileVersion, dedupeKey: string): Promise<Verdict> {
     if (this.abort.signal.aborted || this.ctx.signal.aborted) return 'halt';
     const root = this.rootOf(file)!;
+    let item: Resolved = { companions: [] };
+    if (this.companions) {
+      const r = await this.companions.resolve(file);
+      if ('waitUntil' in r) return r;
+      item = r.ready;
+      if (this.abort.signal.aborted || this.ctx.signal.aborted) return 'halt';
+    }
     let r;
     try {
       r = this.ctx.submit({
         dedupeKey,
         image: { path: file },
         ...(this.config.rule ? { rule: this.config.rule } : {}),
-        meta: { root, relativePath: path.relative(root, file), size: v.size, mtimeMs: v.mtimeMs },
+        origin: { root, relativePath: path.relative(root, file), size: v.size, mtimeMs: v.mtimeMs },
+        ...(item.texts ? { texts: item.texts } : {}),
+        ...(item.meta ? { meta: item.meta } : {}),
+        ...(item.companions.length ? { companions: item.companions } : {}),
+        ...(item.failed ? { failed: item.failed } : {}),
       });
     } catch (err) {
       this.problem(`submit failed for ${file}: ${(err as Error).message}`, err, 'error');
       return { retryAt: Date.now() + SUBMIT_ERROR_RETRY_MS };
     }
     if (r.accepted) {
-      this.ctx.log.debug({ file, jobId: r.jobId, duplicate: r.duplicate }, 'submitted');
+      this.companions?.forget(file);
+      this.ctx.log.debug({ file, jobId: r.jobId, duplicate: r.duplicate, texts: item.texts?.length ?? 0 }, 'submitted');
       return 'accepted';
+    }
+    if (r.reason === 'invalid') {
+      // Not for submits like these (the core fails bad items instead of refusing them); never drop the file silently.
+      this.problem(`the core refused ${file}: ${r.message}`, new Error(r.message), 'error');
+      return { waitUntil: Date.now() + UNKNOWN_RULE_RETRY_MS };
     }
     if (r.reason === 'stopping') return 'halt';
     if (r.reason === 'unknown_rule') {
@@ -242,6 +283,14 @@ export class FolderSource implements SourceInstance {
     this.degrade(detail);
   }
 
+  /** A manifest that is unreadable, has bad rows, or names files that are not there: logged and kept in state, not fatal. */
+  private manifestProblem(manifest: string, problems: string[]): void {
+    this.ctx.log.warn({ code: 'MATCHD_COMPANION_INVALID', manifest, problems }, `manifest ${manifest}: ${problems.join('; ')}`);
+    const list = this.ctx.state.get<{ manifest: string; problems: string[]; at: number }[]>('manifestProblems') ?? [];
+    list.push({ manifest, problems, at: Date.now() });
+    this.ctx.state.set('manifestProblems', list.slice(-KEEP_PROBLEMS));
+  }
+
   private degrade(detail: string): void {
     if (this.health.state === 'degraded' && this.health.detail === detail) return;
     this.health = { state: 'degraded', detail };
@@ -282,7 +331,7 @@ export class FolderSource implements SourceInstance {
 }
 
 /** Why a root cannot be watched, or undefined when it can. */
-async function checkRoot(root: string): Promise<string | undefined> {
+export async function checkRoot(root: string): Promise<string | undefined> {
   try {
     const st = await fs.stat(root);
     if (!st.isDirectory()) return `path '${root}' is not a directory`;

@@ -13,8 +13,12 @@ export interface FileVersion {
   ino: string;
 }
 
-/** What became of a submit: done with this version, stop for good, or try again at `retryAt` (no submits before). */
-export type Verdict = 'accepted' | 'halt' | { retryAt: number };
+/**
+ * What became of a submit: done with this version, stop for good, try again at `retryAt` (no submits at all
+ * before: the queue is full), or try this file again at `waitUntil` (it waits for something of its own, e.g. a
+ * companion texts file still being written; other files go on).
+ */
+export type Verdict = 'accepted' | 'halt' | { retryAt: number } | { waitUntil: number };
 
 export interface TrackerOptions {
   stabilityMs: number;
@@ -24,7 +28,7 @@ export interface TrackerOptions {
   /** True when the key was journalled before (an earlier run): such versions are settled without waiting. */
   isKnown(key: string): boolean;
   /** Hand over a stable file. */
-  submit(file: string, v: FileVersion, key: string): Verdict;
+  submit(file: string, v: FileVersion, key: string): Verdict | Promise<Verdict>;
   /** A stat failed for a reason other than the file being gone. */
   onError(file: string, err: NodeJS.ErrnoException): void;
   /** How many stats run at once. */
@@ -37,6 +41,8 @@ interface Candidate {
   key?: string;
   /** When the current version was first seen. */
   stableSince: number;
+  /** Not submitted again before this (a `waitUntil` verdict). */
+  notBefore?: number;
 }
 
 const GONE = new Set(['ENOENT', 'ENOTDIR']);
@@ -48,6 +54,8 @@ export class Tracker {
   private readonly settled = new Map<string, string>();
   private pausedUntil = 0;
   private halted = false;
+  /** Submits run one at a time: a verdict (backpressure, halt) must be seen by the next candidate before it submits. */
+  private submitting: Promise<unknown> = Promise.resolve();
   private readonly now: () => number;
 
   constructor(private readonly opts: TrackerOptions) {
@@ -119,14 +127,14 @@ export class Tracker {
     const c = this.candidates.get(file);
     if (!c) return; // forgotten while the stat ran
     try {
-      this.decide(file, c, v, startedAt);
+      await this.decide(file, c, v, startedAt);
     } catch (err) {
       this.candidates.delete(file);
       this.opts.onError(file, err as NodeJS.ErrnoException);
     }
   }
 
-  private decide(file: string, c: Candidate, v: FileVersion, statStartedAt: number): void {
+  private async decide(file: string, c: Candidate, v: FileVersion, statStartedAt: number): Promise<void> {
     const now = this.now();
     if (!c.v || c.v.size !== v.size || c.v.mtimeMs !== v.mtimeMs || c.v.ino !== v.ino) {
       const key = this.opts.keyOf(file, v);
@@ -136,7 +144,7 @@ export class Tracker {
         return;
       }
       // the window starts when the change was seen (not when the stat was issued): conservative
-      Object.assign(c, { v, key, stableSince: now });
+      Object.assign(c, { v, key, stableSince: now, notBefore: undefined });
       return;
     }
     // unchanged between the stat that set stableSince and this one, which saw the file at or after statStartedAt
@@ -144,13 +152,23 @@ export class Tracker {
     // an mtime in the future (skewed camera clock kept by `cp -p`) cannot tell an age: count from when it was seen
     const age = v.mtimeMs > now ? statStartedAt - c.stableSince : now - v.mtimeMs;
     if (age < this.opts.minAgeMs) return;
-    if (this.halted || now < this.pausedUntil) return;
-    const verdict = this.opts.submit(file, v, c.key!);
+    if (this.halted || now < this.pausedUntil || (c.notBefore !== undefined && now < c.notBefore)) return;
+    const turn = this.submitting.then(() => this.submitOne(file, c));
+    this.submitting = turn.catch(() => {});
+    await turn;
+  }
+
+  private async submitOne(file: string, c: Candidate): Promise<void> {
+    const now = this.now();
+    if (this.halted || now < this.pausedUntil || this.candidates.get(file) !== c) return;
+    const verdict = await this.opts.submit(file, c.v!, c.key!);
     if (verdict === 'accepted') {
       this.settled.set(file, c.key!);
-      this.candidates.delete(file);
+      if (this.candidates.get(file) === c) this.candidates.delete(file);
     } else if (verdict === 'halt') {
       this.halted = true;
+    } else if ('waitUntil' in verdict) {
+      c.notBefore = verdict.waitUntil;
     } else {
       // the queue is full for everyone: pause all submits rather than have each candidate refused in turn
       this.pausedUntil = Math.max(this.pausedUntil, verdict.retryAt);

@@ -14,6 +14,7 @@ import type { Logger } from '../../core/log.ts';
 import { PermanentActionError, RetryLaterError, type ActionContext, type ActionHandler, type ActionResult } from '../../core/plugin.ts';
 import { backoffMs, bareEtag, classify, describe } from './client.ts';
 import { CopyOptionsSchema, SidecarOptionsSchema, TagOptionsSchema, type S3Config } from './config.ts';
+import { TEXTS_SUFFIX } from './item-texts.ts';
 
 interface ObjectRef {
   bucket: string;
@@ -33,11 +34,17 @@ interface ResultDoc {
 const S3_MAX_TAGS = 10;
 
 function objectOf(ctx: ActionContext): ObjectRef {
-  const m = ctx.job.meta as Partial<ObjectRef>;
+  const m = ctx.job.origin as Partial<ObjectRef>;
   if (typeof m.bucket !== 'string' || typeof m.key !== 'string' || typeof m.etag !== 'string') {
-    throw new PermanentActionError(`job ${ctx.jobId} has no S3 object in its meta (bucket, key, etag)`);
+    throw new PermanentActionError(`job ${ctx.jobId} has no S3 object in its origin (bucket, key, etag)`);
   }
   return { bucket: m.bucket, key: m.key, etag: m.etag, size: Number(m.size ?? -1) };
+}
+
+/** The `<key>.texts.json` companion the job's texts were read from, if any. */
+function textsOf(ctx: ActionContext): { key: string; etag: string } | undefined {
+  const { textsKey, textsEtag } = ctx.job.origin as { textsKey?: unknown; textsEtag?: unknown };
+  return typeof textsKey === 'string' && typeof textsEtag === 'string' ? { key: textsKey, etag: textsEtag } : undefined;
 }
 
 /** {band}, {outcome}, {rule}, {source}, {score} (2 decimals), {cosine} (4 decimals) from the result document. */
@@ -133,6 +140,21 @@ export function makeActions(client: S3Client, config: S3Config, log: Logger): Re
         }));
         dest = await head(bucket, key);
         if (!matches(dest)) throw new PermanentActionError(`${what}: the copy could not be verified (destination ${dest ? `${dest.size} bytes, ETag ${dest.etag}` : 'missing'})`);
+      }
+      // The object's texts companion goes along (the version that was read), named after the copy.
+      const texts = textsOf(ctx);
+      if (texts) {
+        const to = key + TEXTS_SUFFIX;
+        const there = await head(bucket, to);
+        const src = await head(o.bucket, texts.key);
+        if (src?.etag === texts.etag && there?.etag !== texts.etag) {
+          await client.send(new CopyObjectCommand({
+            Bucket: bucket, Key: to, CopySource: `${o.bucket}/${texts.key.split('/').map(encodeURIComponent).join('/')}`, CopySourceIfMatch: `"${texts.etag}"`,
+          }));
+        }
+        if (opts.deleteSource && src?.etag === texts.etag && (await head(bucket, to))?.etag === texts.etag) {
+          await client.send(new DeleteObjectCommand({ Bucket: o.bucket, Key: texts.key }));
+        }
       }
       if (opts.deleteSource) {
         const src = await head(o.bucket, o.key);

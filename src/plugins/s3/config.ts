@@ -24,7 +24,7 @@ export const S3ConfigSchema = z.strictObject(
     pollIntervalMs: ms('pollIntervalMs').min(10, 'pollIntervalMs must be >= 10').default(30_000),
     minAgeMs: ms('minAgeMs').default(5_000).describe('objects modified more recently are left for a later poll'),
     include: globs('include').default([...DEFAULT_INCLUDE]).describe('globs on the key relative to prefix, case-insensitive; [] = every key'),
-    exclude: globs('exclude').default([]).describe('globs on the key relative to prefix; *.matchd.json (result sidecars) is always excluded'),
+    exclude: globs('exclude').default([]).describe('globs on the key relative to prefix; *.matchd.json (result sidecars) and *.texts.json (companions) are always excluded'),
     maxObjectBytes: z.number({ error: 'maxObjectBytes must be a number of bytes' }).int().positive('maxObjectBytes must be > 0').default(50 * 1024 * 1024)
       .describe('larger objects are not downloaded; they get MATCHD_IMAGE_TOO_LARGE (keep it <= model.maxBytes)'),
     trackingWindowMs: ms('trackingWindowMs').default(3 * 3600_000)
@@ -38,6 +38,9 @@ export const S3ConfigSchema = z.strictObject(
     actionAttempts: z.number().int().min(1).default(10).describe('an S3 action failing this often (throttling, 5xx, network) is given up'),
     requestTimeoutMs: ms('requestTimeoutMs').default(30_000),
     rule: str('rule').optional(),
+    companions: z.boolean({ error: 'companions must be true or false' }).default(true)
+      .describe('read an object\'s own texts and meta from <key>.texts.json when it is listed (user metadata matchd-texts / matchd-meta is always read)'),
+    companionBytes: z.number().int().positive().default(4 * 1024 * 1024).describe('larger <key>.texts.json objects are refused unread'),
   },
   { error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown option(s) ${iss.keys.join(', ')}` : 's3 options must be an object') },
 ).refine((c) => !!c.accessKeyId === !!c.secretAccessKey, { message: 'accessKeyId and secretAccessKey go together (or omit both for the AWS credential chain)' });

@@ -4,8 +4,8 @@ import { globToRegExp } from '../../util/glob.ts';
 
 export { globToRegExp } from '../../util/glob.ts';
 
-/** Our own result sidecars are never images to score. */
-const ALWAYS_EXCLUDED = /\.matchd\.json$/i;
+/** Our own result sidecars and objects' texts companions are never images to score. */
+const ALWAYS_EXCLUDED = /\.(matchd|texts)\.json$/i;
 
 export class KeyFilter {
   private readonly include: RegExp[];
@@ -17,7 +17,7 @@ export class KeyFilter {
 
   /** `rel`: the key below the source prefix. */
   accepts(rel: string): boolean {
-    if (!rel || rel.endsWith('/') || ALWAYS_EXCLUDED.test(rel)) return false; // folder markers, sidecars
+    if (!rel || rel.endsWith('/') || ALWAYS_EXCLUDED.test(rel)) return false; // folder markers, sidecars, companions
     if (this.include.length && !this.include.some((re) => re.test(rel))) return false;
     return !this.exclude.some((re) => re.test(rel));
   }

@@ -4,6 +4,7 @@
  * streams GetObject into the spool folder under the byte cap and submits it. The journal is the entity tracker;
  * a watermark in plugin state (advanced only after the poll's jobs are journalled) bounds how far back a listing
  * is compared with it (`trackingWindowMs`), so objects older than the journal's retention are not scored again.
+ * An object's own texts and meta come from its user metadata or its `<key>.texts.json` companion key (item-texts.ts).
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -12,11 +13,14 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { MatchdError, type ErrorCode } from '../../core/errors.ts';
+import type { ItemTexts } from '../../core/items/companion.ts';
 import type { ActionHandler, PluginContext, SourceInstance } from '../../core/plugin.ts';
 import { makeActions } from './actions.ts';
 import { backoffMs, bareEtag, classify, describe, errorCode, makeClient } from './client.ts';
 import type { S3Config } from './config.ts';
 import { KeyFilter } from './glob.ts';
+import { TEXTS_SUFFIX, fromCompanionKey, fromMetadata, merge } from './item-texts.ts';
 
 /** One listed object. */
 export interface Listed {
@@ -36,6 +40,14 @@ export interface ItemOutcome {
 }
 
 type Verdict = 'submitted' | 'vanished' | 'changed' | 'failed' | 'halt';
+
+type Failed = { code: ErrorCode; message: string };
+
+/** What is journalled with an object besides its file. */
+interface Item extends ItemTexts {
+  origin: Record<string, unknown>;
+  failed?: Failed;
+}
 
 const KEEP_OUTCOMES = 200;
 const UNKNOWN_RULE_RETRY_MS = 60_000;
@@ -91,8 +103,9 @@ export class S3Source implements SourceInstance {
     this.stats.polls++;
     const started = Date.now();
     let listed: Listed[];
+    let companions: Map<string, Listed>;
     try {
-      listed = await this.list();
+      ({ objects: listed, companions } = await this.list());
     } catch (err) {
       if (this.stopped) return Infinity;
       if (err instanceof Fatal || classify(err) === 'fatal') return this.fatal(err);
@@ -117,7 +130,8 @@ export class S3Source implements SourceInstance {
       if (o.lastModified < floor) continue; // handled long ago (outside the tracking window)
       maxSeen = Math.max(maxSeen, o.lastModified);
       if (this.ctx.isKnown(dedupeKey(this.config.bucket, o))) continue;
-      if (o.lastModified > youngerThan) pending.push(o); // too young: the next poll takes it
+      // Too young (or its companion key is): the next poll takes it.
+      if (o.lastModified > youngerThan || (companions.get(o.key)?.lastModified ?? 0) > youngerThan) pending.push(o);
       else work.push(o);
     }
     work.sort((a, b) => a.lastModified - b.lastModified || (a.key < b.key ? -1 : 1));
@@ -133,7 +147,7 @@ export class S3Source implements SourceInstance {
           pending.push(o);
           continue;
         }
-        const v = await this.take(o);
+        const v = await this.take(o, companions.get(o.key));
         if (v === 'failed') failed++;
         if (v === 'failed' || v === 'halt') pending.push(o);
         if (v === 'halt') halt ??= this.haltFor;
@@ -155,8 +169,10 @@ export class S3Source implements SourceInstance {
   /** Why the last 'halt' happened, as the delay before trying again. */
   private haltFor = 0;
 
-  private async list(): Promise<Listed[]> {
+  /** Every accepted object of the prefix, and the companion keys (`<key>.texts.json`) by the key they belong to. */
+  private async list(): Promise<{ objects: Listed[]; companions: Map<string, Listed> }> {
     const out: Listed[] = [];
+    const companions = new Map<string, Listed>();
     let token: string | undefined;
     do {
       const page = await this.client.send(
@@ -165,26 +181,33 @@ export class S3Source implements SourceInstance {
       );
       for (const o of page.Contents ?? []) {
         if (!o.Key || !o.Key.startsWith(this.config.prefix)) continue;
+        const listed = { key: o.Key, etag: bareEtag(o.ETag), size: o.Size ?? 0, lastModified: o.LastModified?.getTime() ?? 0 };
+        if (this.config.companions && o.Key.endsWith(TEXTS_SUFFIX)) companions.set(o.Key.slice(0, -TEXTS_SUFFIX.length), listed);
         if (!this.filter.accepts(o.Key.slice(this.config.prefix.length))) continue;
-        out.push({ key: o.Key, etag: bareEtag(o.ETag), size: o.Size ?? 0, lastModified: o.LastModified?.getTime() ?? 0 });
+        out.push(listed);
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
       if (page.IsTruncated && !token) throw new Error('the listing is truncated but has no continuation token');
     } while (token);
     this.stats.listed += out.length;
-    return out;
+    return { objects: out, companions };
   }
 
-  /** Download one object into the spool and submit it. */
-  private async take(o: Listed): Promise<Verdict> {
+  /** Download one object into the spool and submit it, with its own texts and meta. */
+  private async take(o: Listed, companion: Listed | undefined): Promise<Verdict> {
     const key = dedupeKey(this.config.bucket, o);
     const file = path.join(this.ctx.spoolDir, spoolName(key, o.key));
-    const meta = { bucket: this.config.bucket, key: o.key, etag: o.etag, size: o.size, lastModified: new Date(o.lastModified).toISOString() };
-    if (o.size > this.config.maxObjectBytes) return this.submit(key, o, meta, file, this.tooLarge(o, o.size));
+    const origin = {
+      bucket: this.config.bucket, key: o.key, etag: o.etag, size: o.size, lastModified: new Date(o.lastModified).toISOString(),
+      ...(companion ? { textsKey: companion.key, textsEtag: companion.etag } : {}),
+    };
+    if (o.size > this.config.maxObjectBytes) return this.submit(key, o, { origin }, file, this.tooLarge(o, o.size));
+    let item: Item;
     try {
       const got = await this.download(o, file);
-      if (got === 'over') return this.submit(key, o, meta, file, this.tooLarge(o, o.size + 1));
-      if (got !== 'ok') return got;
+      if (got === 'over') return this.submit(key, o, { origin }, file, this.tooLarge(o, o.size + 1));
+      if (typeof got === 'string') return got;
+      item = { origin, ...(await this.itemTexts(o, got.metadata, companion)) };
     } catch (err) {
       await fsp.rm(`${file}.part`, { force: true });
       if (this.stopped) return 'halt';
@@ -194,17 +217,40 @@ export class S3Source implements SourceInstance {
       this.ctx.log.warn({ key: o.key, code: errorCode(err) }, `cannot download s3://${this.config.bucket}/${o.key}: ${describe(err)}; retried at the next poll`);
       return 'failed';
     }
-    return this.submit(key, o, meta, file);
+    return this.submit(key, o, item, file, item.failed);
+  }
+
+  /**
+   * The object's own texts and meta (its companion key's, else its metadata's). One that cannot be read is the
+   * item's error (MATCHD_COMPANION_INVALID): the object is still journalled and takes the rule's `error` actions.
+   * A companion key deleted since the listing counts as none; a network failure is retried at the next poll.
+   */
+  private async itemTexts(o: Listed, metadata: Record<string, string> | undefined, companion: Listed | undefined): Promise<ItemTexts & { failed?: Failed }> {
+    try {
+      const fromMeta = fromMetadata(metadata, o.key);
+      if (!companion) return fromMeta;
+      const own = await fromCompanionKey(this.client, this.config.bucket, companion.key, companion.etag, this.config.companionBytes, this.abort.signal).catch((err: unknown) => {
+        if (err instanceof MatchdError || classify(err) !== 'gone') throw err;
+        return {};
+      });
+      return merge(fromMeta, own);
+    } catch (err) {
+      if (!(err instanceof MatchdError)) throw err;
+      this.ctx.log.warn({ key: o.key, code: err.code }, err.message);
+      return { failed: { code: err.code, message: err.message } };
+    }
   }
 
   /** Journal the job (the downloaded file, or an already-failed item that has none). */
-  private submit(key: string, o: Listed, meta: Record<string, unknown>, file: string, failed?: { code: 'MATCHD_IMAGE_TOO_LARGE'; message: string }): Verdict {
+  private submit(key: string, o: Listed, item: Item, file: string, failed?: Failed): Verdict {
     let r;
     try {
       r = this.ctx.submit({
         dedupeKey: key,
-        image: failed ? { path: file } : { path: file, temporary: true },
-        meta,
+        image: failed?.code === 'MATCHD_IMAGE_TOO_LARGE' ? { path: file } : { path: file, temporary: true },
+        origin: item.origin,
+        ...(item.texts !== undefined ? { texts: item.texts } : {}),
+        ...(item.meta !== undefined ? { meta: item.meta } : {}),
         ...(failed ? { failed } : {}),
         ...(this.config.rule ? { rule: this.config.rule } : {}),
       });
@@ -231,7 +277,7 @@ export class S3Source implements SourceInstance {
   }
 
   /** Stream GetObject into `<file>.part` under the byte cap, check it is the listed version, then rename. */
-  private async download(o: Listed, file: string): Promise<'ok' | 'changed' | 'over'> {
+  private async download(o: Listed, file: string): Promise<{ metadata: Record<string, string> | undefined } | 'changed' | 'over'> {
     const res = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: o.key }), { abortSignal: this.abort.signal });
     const body = res.Body as Readable | undefined;
     if (bareEtag(res.ETag) !== o.etag) {
@@ -262,11 +308,11 @@ export class S3Source implements SourceInstance {
       return 'over';
     }
     await fsp.rename(`${file}.part`, file);
-    return 'ok';
+    return { metadata: res.Metadata };
   }
 
   /** An object over `maxObjectBytes` is not downloaded: it is journalled as failed, so the rule's `error` actions run. */
-  private tooLarge(o: Listed, size: number): { code: 'MATCHD_IMAGE_TOO_LARGE'; message: string } {
+  private tooLarge(o: Listed, size: number): Failed {
     this.stats.tooLarge++;
     const message = `s3://${this.config.bucket}/${o.key} is ${size} bytes, over maxObjectBytes (${this.config.maxObjectBytes}); not downloaded`;
     this.ctx.log.warn({ key: o.key, size, maxObjectBytes: this.config.maxObjectBytes, code: 'MATCHD_IMAGE_TOO_LARGE' }, message);

@@ -48,6 +48,22 @@ export class Authenticator {
   }
 }
 
+/** Standard Webhooks' timestamp tolerance (the `standardwebhooks` verifier's, ±5 minutes). */
+export const SIGNATURE_TOLERANCE_S = 5 * 60;
+
+/**
+ * True when the headers carry a Standard Webhooks id, signature and a timestamp within the tolerance: only then is
+ * an unauthenticated request's body worth reading (the signature over it is checked afterwards).
+ */
+export function looksSigned(headers: Record<string, string | string[] | undefined>, nowMs = Date.now()): boolean {
+  const id = headers['webhook-id'];
+  const ts = headers['webhook-timestamp'];
+  const sig = headers['webhook-signature'];
+  if (typeof id !== 'string' || typeof ts !== 'string' || typeof sig !== 'string' || !id || !sig) return false;
+  if (!/^\d{1,12}$/.test(ts)) return false;
+  return Math.abs(Number(ts) - nowMs / 1000) <= SIGNATURE_TOLERANCE_S;
+}
+
 /** Token buckets per key (an identity, or an address for unauthenticated requests). */
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();

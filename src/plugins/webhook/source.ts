@@ -1,23 +1,24 @@
 /**
  * The webhook source instance: a fastify server taking jobs over HTTP (multipart upload, base64 JSON or an image
- * URL fetched through the SSRF guard), each spooled to a file under the byte cap while streaming, then submitted to
- * the core; plus the `callback` action that delivers results.
+ * URL fetched through the SSRF guard), each with its own texts and meta or not, spooled to a file under the byte cap
+ * while streaming, then submitted to the core; `POST /v1/score` scoring one image now; plus the `callback` action
+ * that delivers results to a request's own callbackUrl.
  */
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { MatchdError, isMatchdError, type ErrorCode } from '../../core/errors.ts';
-import type { ActionHandler, JobView, PluginContext, SourceInstance } from '../../core/plugin.ts';
-import { Authenticator, RateLimiter } from './auth.ts';
-import { callbackHandler } from './callback.ts';
+import { OutboundGuard } from '../../core/outbound.ts';
+import type { ActionHandler, JobView, PluginContext, ScoreResult, SourceInstance } from '../../core/plugin.ts';
+import { Authenticator, RateLimiter, looksSigned } from './auth.ts';
+import { callbackSecrets, urlCallbacks } from './callbacks.ts';
 import type { WebhookConfig } from './config.ts';
-import { OutboundGuard, fetchImage } from './outbound.ts';
+import { bad, parseFields, type FieldRules, type JobFields } from './fields.ts';
+import { IntakeLimits } from './intake-limits.ts';
+import { Receiver } from './receive.ts';
 
-export const ROUTES = ['POST /v1/jobs', 'GET /v1/jobs/:id'] as const;
+export const ROUTES = ['POST /v1/jobs', 'GET /v1/jobs/:id', 'POST /v1/score'] as const;
 
 const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   MATCHD_UNAUTHORIZED: 401,
@@ -27,17 +28,25 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   MATCHD_RATE_LIMITED: 429,
   MATCHD_URL_REFUSED: 400,
   MATCHD_FETCH_FAILED: 502,
+  MATCHD_TEXT_INVALID: 400,
+  MATCHD_META_INVALID: 400,
+  MATCHD_TEXTS_REQUIRED: 400,
+  MATCHD_JOURNAL: 503,
+  MATCHD_JOURNAL_FULL: 503,
+  MATCHD_JOURNAL_CORRUPT: 503,
 };
+
+/** POST /v1/score: an image that cannot be scored is the request's fault, but not a malformed request. */
+const UNPROCESSABLE = 422;
 
 type Req = FastifyRequest & { rawBody?: Buffer; bearerIdentity?: string | null };
 
-interface JobFields {
-  rule?: string;
-  callbackUrl?: string;
-  meta?: Record<string, unknown>;
+/** Which configured route a request is for (its auth kinds), from the matched route pattern. */
+function routeOf(req: FastifyRequest): 'submit' | 'status' | undefined {
+  if (req.method === 'POST' && (req.routeOptions.url === '/v1/jobs' || req.routeOptions.url === '/v1/score')) return 'submit';
+  if (req.method === 'GET' && req.routeOptions.url === '/v1/jobs/:id') return 'status';
+  return undefined;
 }
-
-const bad = (message: string, status = 400) => new MatchdError('MATCHD_REQUEST_INVALID', message, { status });
 
 /** `10s`, `1500ms`, `2m` or a number of seconds → milliseconds. */
 export function parseWait(v: unknown): number {
@@ -53,6 +62,9 @@ export class WebhookSource implements SourceInstance {
   readonly guard: OutboundGuard;
   private readonly auth: Authenticator;
   private readonly limiter: RateLimiter;
+  private readonly receiver: Receiver;
+  private readonly callbackSecrets: Map<string, string>;
+  private readonly intakeLimits: IntakeLimits;
   private app: FastifyInstance | undefined;
   /** Where the server listens once started (port 0 in the config picks a free one). */
   address: { host: string; port: number } | undefined;
@@ -61,12 +73,20 @@ export class WebhookSource implements SourceInstance {
     this.guard = new OutboundGuard({ allow: config.outbound.allow, allowHttp: config.outbound.allowHttp, maxRedirects: config.outbound.maxRedirects });
     this.auth = new Authenticator(config.auth);
     this.limiter = new RateLimiter(config.rateLimit.perSecond, config.rateLimit.burst);
-    this.actions = { callback: callbackHandler(config, this.guard, ctx.state, ctx.signal) };
+    this.receiver = new Receiver(config, this.guard, ctx.spoolDir, ctx.signal);
+    this.callbackSecrets = callbackSecrets(config.auth);
+    this.actions = { callback: urlCallbacks(config, this.guard, ctx.state, ctx.signal) };
+    this.intakeLimits = new IntakeLimits(config.limits);
   }
 
   async start(): Promise<void> {
-    const app = Fastify({ logger: false, bodyLimit: this.config.limits.jsonBytes, forceCloseConnections: true });
+    const l = this.config.limits;
+    const app = Fastify({
+      logger: false, bodyLimit: l.jsonBytes, forceCloseConnections: true,
+      http: this.intakeLimits.httpOptions(), requestTimeout: l.requestTimeoutMs, keepAliveTimeout: l.keepAliveTimeoutMs,
+    });
     this.app = app;
+    this.intakeLimits.attach(app.server);
     app.removeContentTypeParser(['application/json', 'text/plain']);
     app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: this.config.limits.jsonBytes }, (req, body, done) => {
       (req as Req).rawBody = body as Buffer;
@@ -78,7 +98,8 @@ export class WebhookSource implements SourceInstance {
     });
     await app.register(multipart, {
       throwFileSizeLimit: true,
-      limits: { fileSize: this.config.limits.uploadBytes, files: 1, fields: 20, fieldSize: 64 * 1024, parts: 21 },
+      // Fields: rule, meta, callbackUrl and texts (one JSON field, or one `text` field per text).
+      limits: { fileSize: this.config.limits.uploadBytes, files: 1, fields: 256, fieldSize: this.config.limits.jsonBytes, parts: 257 },
     });
 
     // Rate limit first (by token when it is valid, else by address), so bad tokens are throttled too.
@@ -89,6 +110,22 @@ export class WebhookSource implements SourceInstance {
         reply.header('retry-after', String(Math.max(1, Math.ceil(wait / 1000))));
         throw new MatchdError('MATCHD_RATE_LIMITED', 'too many requests; slow down');
       }
+      // Authenticate from the headers, before a byte of the body is read: a valid bearer token, or signature
+      // headers with a fresh timestamp (the body is then read, within the unverified caps, to check the signature).
+      const route = routeOf(req);
+      const kinds: readonly ('bearer' | 'signature')[] = route ? this.config.auth[route] : ['bearer'];
+      if (req.bearerIdentity && kinds.includes('bearer')) return;
+      if (kinds.includes('signature') && looksSigned(req.headers)) {
+        const declared = Number(req.headers['content-length']);
+        const admitted = this.intakeLimits.admitUnverified(req.ip, Number.isFinite(declared) ? declared : undefined);
+        if (!admitted.ok) {
+          reply.header('retry-after', '1');
+          throw new MatchdError('MATCHD_RATE_LIMITED', `too many signed requests are being read; retry shortly (${admitted.reason})`, { status: 503 });
+        }
+        reply.raw.once('close', admitted.release);
+        return;
+      }
+      throw this.unauthorized(route ?? 'status');
     });
 
     app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
@@ -114,8 +151,10 @@ export class WebhookSource implements SourceInstance {
         this.ctx.log.error({ err }, 'webhook request failed');
       }
       if (status === 401) reply.header('www-authenticate', 'Bearer');
-      if (status === 413) reply.header('connection', 'close'); // don't read the rest of an oversized body
-      void reply.status(status).send({ error: { code, message: err.message } });
+      // Refused before (or instead of) reading the body: close the connection rather than read or wait for the rest.
+      if ([401, 408, 413, 429, 503].includes(status)) reply.header('connection', 'close');
+      const problems = isMatchdError(err) && Array.isArray(err.details?.problems) ? { problems: err.details.problems } : {};
+      void reply.status(status).send({ error: { code, message: err.message, ...problems } });
     });
 
     app.setNotFoundHandler((req, reply) => {
@@ -127,6 +166,7 @@ export class WebhookSource implements SourceInstance {
 
     app.post('/v1/jobs', (req, reply) => this.submitJob(req as Req, reply));
     app.get('/v1/jobs/:id', (req, reply) => this.jobStatus(req as Req, reply));
+    app.post('/v1/score', (req, reply) => this.score(req as Req, reply));
 
     await app.listen({ host: this.config.host, port: this.config.port });
     const a = app.server.address();
@@ -147,8 +187,12 @@ export class WebhookSource implements SourceInstance {
       const signer = this.auth.signature(req.rawBody ?? (req.method === 'GET' ? Buffer.alloc(0) : undefined), req.headers);
       if (signer) return `signature:${signer}`;
     }
-    const how = kinds.map((k) => (k === 'bearer' ? 'a bearer token' : 'a Standard Webhooks signature (JSON bodies)')).join(' or ');
-    throw new MatchdError('MATCHD_UNAUTHORIZED', `this route needs ${how}`);
+    throw this.unauthorized(route);
+  }
+
+  private unauthorized(route: 'submit' | 'status'): MatchdError {
+    const how = this.config.auth[route].map((k) => (k === 'bearer' ? 'a bearer token' : 'a Standard Webhooks signature (JSON bodies)')).join(' or ');
+    return new MatchdError('MATCHD_UNAUTHORIZED', `this route needs ${how}`);
   }
 
   private statusUrl(req: FastifyRequest, id: string): string {
@@ -163,6 +207,8 @@ export class WebhookSource implements SourceInstance {
       rule: job.rule,
       outcome: job.outcome,
       statusUrl: this.statusUrl(req, job.id),
+      meta: job.meta,
+      ...(job.texts ? { texts: job.texts } : {}),
       ...(r
         ? {
             result: {
@@ -170,6 +216,7 @@ export class WebhookSource implements SourceInstance {
               ...(r.decidedBy !== undefined ? { decidedBy: r.decidedBy } : {}),
               ...(r.results ? { results: r.results } : {}),
               ...(r.error ? { error: r.error } : {}),
+              ...(r.textsFrom ? { textsFrom: r.textsFrom } : {}),
               model: r.model,
             },
           }
@@ -177,39 +224,41 @@ export class WebhookSource implements SourceInstance {
     };
   }
 
-  private spoolFile(): string {
-    return path.join(this.ctx.spoolDir, `${randomUUID()}.upload`);
-  }
-
   private async submitJob(req: Req, reply: FastifyReply): Promise<unknown> {
     const identity = this.authenticate(req, 'submit');
     const key = req.headers['idempotency-key'];
     if (key !== undefined && (typeof key !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(key))) throw bad('Idempotency-Key must be 1–255 visible ASCII characters');
-    const dedupeKey = key ? `webhook:${this.ctx.name}:${identity}:${key}` : `webhook:${this.ctx.name}:${randomUUID()}`;
+    // A signed request is identified by its signed webhook-id: a replay (the same bytes sent again within the
+    // signature's 5-minute tolerance) answers with the original job instead of making another. Idempotency-Key is
+    // not covered by the signature, so for signed requests the webhook-id is the key.
+    const webhookId = identity.startsWith('signature:') ? String(req.headers['webhook-id']) : undefined;
+    if (webhookId !== undefined && !/^[\x21-\x7e]{1,255}$/.test(webhookId)) throw bad('webhook-id must be 1–255 visible ASCII characters');
+    const dedupeKey = webhookId !== undefined
+      ? `webhook:${this.ctx.name}:${identity}:id:${webhookId}`
+      : key
+        ? `webhook:${this.ctx.name}:${identity}:${key}`
+        : `webhook:${this.ctx.name}:${randomUUID()}`;
     const wait = Math.min(parseWait((req.query as Record<string, unknown>).wait), this.config.limits.maxWaitMs);
 
-    if (key) {
-      const earlier = this.ctx.state.get<string>(`idem:${dedupeKey}`);
-      const job = earlier ? this.ctx.getJob(earlier) : undefined;
-      if (job) return this.answer(req, reply, job.id, true, wait);
+    if (webhookId !== undefined || key) {
+      const earlier = this.ctx.findJob(dedupeKey);
+      if (earlier) return this.answer(req, reply, earlier.id, true, wait);
     }
 
     let file: string | undefined;
     try {
-      let fields: JobFields;
-      if (req.isMultipart()) ({ file, fields } = await this.receiveMultipart(req));
-      else {
-        const body = (req.body ?? {}) as Record<string, unknown>;
-        if (typeof body !== 'object' || Array.isArray(body)) throw bad('the body must be a JSON object');
-        fields = this.fields(body);
-        file = await this.receiveJsonImage(body);
-      }
+      const got = await this.receiver.receive(req);
+      file = got.file;
+      const fields = parseFields(got.body, this.fieldRules(identity, ['rule', 'texts', 'meta', 'callbackUrl']), got.problems);
       const r = this.ctx.submit({
         dedupeKey,
         image: { path: file, temporary: true },
         ...(fields.rule ? { rule: fields.rule } : {}),
-        meta: { identity, ...(fields.meta ? { client: fields.meta } : {}) },
-        ...(fields.callbackUrl ? { actions: [{ kind: 'callback', options: { url: fields.callbackUrl } }] } : {}),
+        ...(fields.texts ? { texts: fields.texts } : {}),
+        ...(fields.meta ? { meta: fields.meta } : {}),
+        origin: { identity },
+        onInvalid: 'refuse',
+        ...(fields.callbackUrl ? { actions: [{ kind: 'callback', options: { url: fields.callbackUrl, identity } }] } : {}),
       });
       if (!r.accepted) {
         await rm(file, { force: true });
@@ -217,17 +266,63 @@ export class WebhookSource implements SourceInstance {
           reply.header('retry-after', String(Math.max(1, Math.ceil((r.retryAfterMs ?? 1000) / 1000))));
           throw new MatchdError('MATCHD_RATE_LIMITED', `${r.message}; retry later`);
         }
+        if (r.reason === 'invalid') throw new MatchdError(r.code, r.message, { status: 400, problems: r.problems });
         if (r.reason === 'unknown_rule') throw bad(r.message);
         throw bad(r.message, 503);
       }
       if (r.duplicate) await rm(file, { force: true });
       file = undefined;
-      if (key) this.ctx.state.set(`idem:${dedupeKey}`, r.jobId);
       return this.answer(req, reply, r.jobId, r.duplicate, wait);
     } catch (err) {
       if (file) await rm(file, { force: true });
       throw err;
     }
+  }
+
+  /** What a caller may send with an image on a route. */
+  private fieldRules(identity: string, accepts: FieldRules['accepts']): FieldRules {
+    return {
+      ...(this.config.rules ? { rules: this.config.rules } : {}),
+      checkItem: (item) => this.ctx.checkItem(item),
+      checkUrl: (u) => this.guard.checkUrl(u).href, // form checked now; addresses when sending
+      callbacks: this.callbackSecrets.has(identity)
+        ? { allowed: true }
+        : { allowed: false, why: `callbackUrl is refused: caller '${identity}' has no callbackSecret configured to sign its callbacks (auth.tokens[].callbackSecret)` },
+      accepts,
+    };
+  }
+
+  /**
+   * POST /v1/score: one image against texts, now — 200 with the results in the order of the texts. Same auth, rate
+   * limit and byte limits as jobs; through the core's pipeline (so the same batches), refused with 429 when its queue
+   * is full. Not journalled: nothing is retried, nothing calls back.
+   */
+  private async score(req: Req, reply: FastifyReply): Promise<unknown> {
+    this.authenticate(req, 'submit');
+    let file: string | undefined;
+    let fields: JobFields;
+    let r: ScoreResult;
+    try {
+      const got = await this.receiver.receive(req);
+      file = got.file;
+      fields = parseFields(got.body, this.fieldRules('', ['rule', 'texts', 'meta']), got.problems);
+      r = await this.ctx.score({ image: { path: file }, ...(fields.texts ? { texts: fields.texts } : {}), ...(fields.rule ? { rule: fields.rule } : {}) });
+    } finally {
+      // Gone before the answer: nothing of a scored-now image outlives its request.
+      if (file) await rm(file, { force: true });
+    }
+    if (r.ok) {
+      const results = r.results.map(({ text, cosine, score, band, truncated }) => ({ text, cosine, score, band, ...(truncated ? { truncated } : {}) }));
+      return reply.status(200).send({ rule: r.rule, results, model: r.model, ...(fields.meta ? { meta: fields.meta } : {}) });
+    }
+    if (r.reason === 'backpressure') {
+      reply.header('retry-after', String(Math.max(1, Math.ceil((r.retryAfterMs ?? 1000) / 1000))));
+      throw new MatchdError('MATCHD_RATE_LIMITED', `${r.message}; retry later`);
+    }
+    if (r.reason === 'invalid') throw new MatchdError(r.code, r.message, { status: 400, ...(r.problems ? { problems: r.problems } : {}) });
+    if (r.reason === 'item') throw new MatchdError(r.code, r.message, { status: UNPROCESSABLE });
+    if (r.reason === 'unknown_rule') throw bad(r.message);
+    throw bad(r.message, 503);
   }
 
   /** 202 with the job's status URL, or 200 with the result when it is ready within `wait`. */
@@ -246,93 +341,8 @@ export class WebhookSource implements SourceInstance {
     const wait = Math.min(parseWait((req.query as Record<string, unknown>).wait), this.config.limits.maxWaitMs);
     const job = /^\d{1,15}$/.test(id) ? this.ctx.getJob(id) : undefined;
     // Only this source's jobs, and only to the identity that submitted them.
-    if (!job || job.source !== this.ctx.name || job.meta.identity !== identity) throw bad(`no job ${id.slice(0, 40)}`, 404);
+    if (!job || job.source !== this.ctx.name || job.origin.identity !== identity) throw bad(`no job ${id.slice(0, 40)}`, 404);
     const now = wait > 0 ? ((await this.ctx.waitForJob(id, wait)) ?? job) : job;
     return reply.status(200).send(this.view(req, now));
-  }
-
-  /** Rule, callback URL and client meta from a request (JSON body or multipart fields). */
-  private fields(body: Record<string, unknown>): JobFields {
-    const out: JobFields = {};
-    if (body.texts !== undefined) {
-      throw bad('ad-hoc texts are not supported: rules (and their texts) are fixed when matchd starts; name a configured rule with "rule" instead');
-    }
-    if (body.rule !== undefined) {
-      if (typeof body.rule !== 'string' || !body.rule) throw bad('rule must be a rule name');
-      if (this.config.rules && !this.config.rules.includes(body.rule)) throw bad(`rule '${body.rule}' may not be used here (allowed: ${this.config.rules.join(', ')})`);
-      out.rule = body.rule;
-    }
-    if (body.callbackUrl !== undefined) {
-      if (typeof body.callbackUrl !== 'string') throw bad('callbackUrl must be a URL');
-      if (!this.config.callbacks.secret) throw bad('this server has no callbacks.secret configured, so it cannot sign callbacks; callbackUrl is refused');
-      out.callbackUrl = this.guard.checkUrl(body.callbackUrl).href; // form checked now; addresses when sending
-    }
-    if (body.meta !== undefined) {
-      if (!body.meta || typeof body.meta !== 'object' || Array.isArray(body.meta)) throw bad('meta must be an object');
-      out.meta = body.meta as Record<string, unknown>;
-    }
-    return out;
-  }
-
-  /** A JSON request's image: `image` (base64) or `imageUrl` (fetched through the SSRF guard), spooled to a file. */
-  private async receiveJsonImage(body: Record<string, unknown>): Promise<string> {
-    const has = (k: string) => body[k] !== undefined;
-    if (has('image') === has('imageUrl')) throw bad('give exactly one of image (base64) or imageUrl');
-    const file = this.spoolFile();
-    if (has('image')) {
-      if (typeof body.image !== 'string') throw bad('image must be a base64 string');
-      const b64 = body.image.replace(/^data:[^,]*;base64,/, '');
-      if (!/^[A-Za-z0-9+/=\s_-]*$/.test(b64)) throw bad('image is not valid base64');
-      const bytes = Buffer.from(b64, 'base64');
-      if (bytes.length > this.config.limits.uploadBytes) throw new MatchdError('MATCHD_IMAGE_TOO_LARGE', `the image is over the ${this.config.limits.uploadBytes}-byte limit`);
-      await fs.promises.writeFile(file, bytes, { flag: 'wx' });
-      return file;
-    }
-    if (typeof body.imageUrl !== 'string') throw bad('imageUrl must be a URL');
-    try {
-      await fetchImage(this.guard, body.imageUrl, file, {
-        timeoutMs: this.config.outbound.timeoutMs,
-        maxBytes: Math.min(this.config.outbound.imageBytes, this.config.limits.uploadBytes),
-        signal: this.ctx.signal,
-      });
-    } catch (err) {
-      await rm(file, { force: true });
-      throw err;
-    }
-    return file;
-  }
-
-  /** A multipart request: one file part (`image`) streamed to the spool under the byte cap, plus fields. */
-  private async receiveMultipart(req: Req): Promise<{ file: string; fields: JobFields }> {
-    let file: string | undefined;
-    const raw: Record<string, unknown> = {};
-    try {
-      for await (const part of req.parts()) {
-        if (part.type === 'file') {
-          if (file) throw bad('one image per request');
-          file = this.spoolFile();
-          // busboy marks the part truncated at the limit but keeps reading to the part's end: stop right there instead.
-          const tooLarge = new MatchdError('MATCHD_IMAGE_TOO_LARGE', `the upload is over the ${this.config.limits.uploadBytes}-byte limit`);
-          part.file.once('limit', () => part.file.destroy(tooLarge));
-          await pipeline(part.file, fs.createWriteStream(file, { flags: 'wx' }));
-          if (part.file.truncated) throw new MatchdError('MATCHD_IMAGE_TOO_LARGE', `the upload is over the ${this.config.limits.uploadBytes}-byte limit`);
-        } else {
-          const v = String(part.value);
-          if (part.fieldname === 'meta') {
-            try {
-              raw.meta = JSON.parse(v);
-            } catch {
-              throw bad('meta must be a JSON object');
-            }
-          } else if (['rule', 'callbackUrl', 'texts'].includes(part.fieldname)) raw[part.fieldname] = v;
-          else throw bad(`unknown field '${part.fieldname.slice(0, 40)}' (fields: image, rule, callbackUrl, meta)`);
-        }
-      }
-      if (!file) throw bad('the multipart body has no image file part');
-      return { file, fields: this.fields(raw) };
-    } catch (err) {
-      if (file) await rm(file, { force: true });
-      throw err;
-    }
   }
 }

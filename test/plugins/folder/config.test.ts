@@ -36,6 +36,7 @@ describe('folder source: config', () => {
       usePolling: false,
       pollIntervalMs: 1000,
       rescanMs: 30_000,
+      companions: { enabled: true, waitMs: 10_000, manifests: ['matchd-manifest.csv', 'matchd-manifest.jsonl'], maxBytes: 4 * 1024 * 1024 },
     });
     assert.deepEqual(DEFAULT_IGNORE, ['.*', '*.tmp', '*.part', '*.crdownload', '~$*', '@eaDir']);
     assert.equal(FolderConfigSchema.parse({ paths: ['in'], rule: 'r', extensions: [] }).rule, 'r');

@@ -28,7 +28,7 @@ function keyOf(file: string): string {
   return `folder:${file}:${st.size}:${Number(st.mtimeNs) / 1e6}:${st.ino}`;
 }
 
-const rels = (ctx: FakeContext) => ctx.accepted.map((j) => j.meta!.relativePath as string).sort();
+const rels = (ctx: FakeContext) => ctx.accepted.map((j) => j.origin!.relativePath as string).sort();
 const write = (dir: string, rel: string, data: string | Buffer = 'x') => {
   const file = path.join(dir, rel);
   mkdirSync(path.dirname(file), { recursive: true });
@@ -42,7 +42,7 @@ describe('folder source', () => {
     cleanupTmpDirs();
   });
 
-  test('files present at start-up are submitted once each, with key, meta and rule', async () => {
+  test('files present at start-up are submitted once each, with key, origin and rule', async () => {
     const dir = tmpDir('matchd-folder-');
     const a = write(dir, 'a.jpg', 'aaa');
     const b = write(dir, 'b.png', 'bbbbb');
@@ -56,7 +56,7 @@ describe('folder source', () => {
       const st = statSync(file, { bigint: true });
       assert.equal(job.dedupeKey, keyOf(file));
       assert.equal(job.rule, 'cars');
-      assert.deepEqual(job.meta, { root: dir, relativePath: path.basename(file), size, mtimeMs: Number(st.mtimeNs) / 1e6 });
+      assert.deepEqual(job.origin, { root: dir, relativePath: path.basename(file), size, mtimeMs: Number(st.mtimeNs) / 1e6 });
     }
   });
 
@@ -104,7 +104,7 @@ describe('folder source', () => {
     }
     await waitFor(() => ctx.accepted.length === 1, 'the finished file');
     const { job, at } = ctx.calls[0]!;
-    assert.equal(job.meta!.size, 9000);
+    assert.equal(job.origin!.size, 9000);
     assert.equal(job.dedupeKey, keyOf(file));
     assert.ok(at - lastWrite >= stabilityMs, `submitted ${at - lastWrite} ms after the last write`);
   });
@@ -136,11 +136,27 @@ describe('folder source', () => {
     const { ctx } = await startSource([dir], { recursive: true, extensions: [], rescanMs: 150 });
     await sleep(100);
     for (const rel of late) write(dir, rel);
-    write(dir, 'notes.txt');
+    write(dir, 'notes.bin');
     write(dir, 'sub/ok.jpg');
     await waitFor(() => ctx.accepted.length >= 2, 'the sentinels');
     await sleep(800);
-    assert.deepEqual(rels(ctx), ['notes.txt', 'sub/ok.jpg']);
+    assert.deepEqual(rels(ctx), ['notes.bin', 'sub/ok.jpg']);
+  });
+
+  test('companions and manifests are never jobs, even with extensions: []; companions: { enabled: false } makes them files like any', async () => {
+    const dir = tmpDir('matchd-folder-');
+    for (const rel of ['photo.jpg', 'photo.txt', 'photo.json', 'matchd-manifest.csv', 'matchd-manifest.jsonl', 'notes.bin']) write(dir, rel, rel.endsWith('.json') ? '{}' : 'x');
+    const { ctx } = await startSource([dir], { extensions: [] });
+    await waitFor(() => ctx.accepted.length >= 2, 'photo.jpg and notes.bin');
+    await sleep(600);
+    assert.deepEqual(rels(ctx), ['notes.bin', 'photo.jpg']);
+    assert.deepEqual(ctx.accepted.find((j) => j.origin!.relativePath === 'photo.jpg')!.companions?.map((c) => path.basename(c)).sort(), ['photo.json', 'photo.txt']);
+    const other = tmpDir('matchd-folder-');
+    for (const rel of ['photo.jpg', 'photo.txt']) write(other, rel);
+    // The schema fills in the other companions options.
+    const off = await startSource([other], { extensions: [], companions: { enabled: false } } as unknown as Partial<FolderConfig>);
+    await waitFor(() => off.ctx.accepted.length === 2, 'both files, as jobs');
+    assert.equal(off.ctx.accepted.find((j) => j.origin!.relativePath === 'photo.jpg')!.companions, undefined);
   });
 
   test('extension filter: non-images skipped, case-insensitive; custom ignore globs', async () => {
@@ -195,7 +211,7 @@ describe('folder source', () => {
 
     writeFileSync(file, 'version two');
     await waitFor(() => ctx.accepted.length === 2, 'second version');
-    assert.equal(ctx.accepted[1]!.meta!.size, 11);
+    assert.equal(ctx.accepted[1]!.origin!.size, 11);
     assert.equal(ctx.accepted[1]!.dedupeKey, keyOf(file));
     assert.notEqual(ctx.accepted[1]!.dedupeKey, ctx.accepted[0]!.dedupeKey);
 
@@ -327,14 +343,14 @@ describe('folder source', () => {
     assert.deepEqual(rels(ctx), ['early.jpg', 'late.jpg', 'sub/later.jpg']);
   });
 
-  test('several roots: meta names the root each file came from', async () => {
+  test('several roots: origin names the root each file came from', async () => {
     const one = tmpDir('matchd-folder-');
     const two = tmpDir('matchd-folder-');
     write(one, 'a.jpg');
     write(two, 'b.jpg');
     const { ctx } = await startSource([one, two]);
     await waitFor(() => ctx.accepted.length === 2, 'both');
-    const roots = Object.fromEntries(ctx.accepted.map((j) => [j.meta!.relativePath, j.meta!.root]));
+    const roots = Object.fromEntries(ctx.accepted.map((j) => [j.origin!.relativePath, j.origin!.root]));
     assert.deepEqual(roots, { 'a.jpg': one, 'b.jpg': two });
   });
 

@@ -32,7 +32,7 @@ function source(s3: TestS3, options: Record<string, unknown> = {}, client?: S3Cl
 
 function actionCtx(meta: Record<string, unknown>, attempt = 1): ActionContext {
   return {
-    jobId: 1, job: { source: 's3t', rule: 'r', imagePath: '', meta, outcome: 'adopt', result: null, createdAt: 0 },
+    jobId: 1, job: { source: 's3t', rule: 'r', imagePath: '', meta: {}, origin: meta, outcome: 'adopt', result: null, createdAt: 0 },
     attempt, now: Date.now, location: '', remember() {}, log: silentLogger(),
   };
 }
@@ -60,7 +60,7 @@ describe('s3 source instance', () => {
     };
     const { src, ctx } = source(s3, {}, racing);
     assert.equal(await src.poll(), 100);
-    assert.deepEqual(ctx.accepted.map((j) => j.meta!.key), ['incoming/stays.png']);
+    assert.deepEqual(ctx.accepted.map((j) => j.origin!.key), ['incoming/stays.png']);
     const outcomes = ctx.state.get<{ key: string; code: string }[]>('outcomes')!;
     assert.deepEqual(outcomes.map((o) => [o.key, o.code]), [['incoming/gone.png', 'MATCHD_S3_OBJECT_GONE']]);
     assert.equal(src.stats.vanished, 1);
@@ -78,7 +78,7 @@ describe('s3 source instance', () => {
     assert.equal(ctx.accepted.length, 0);
     assert.deepEqual(fs.readdirSync(ctx.spoolDir), []);
     await src.poll();
-    assert.deepEqual(ctx.accepted.map((j) => j.meta!.key).sort(), ['incoming/a.png', 'incoming/b.png', 'incoming/c.png']);
+    assert.deepEqual(ctx.accepted.map((j) => j.origin!.key).sort(), ['incoming/a.png', 'incoming/b.png', 'incoming/c.png']);
     assert.equal(ctx.accepted[0]!.image.temporary, true);
     assert.match(ctx.accepted[0]!.dedupeKey, /^s3:bucket\/incoming\/[abc]\.png@[0-9a-f]{32}$/);
   });
@@ -94,7 +94,7 @@ describe('s3 source instance', () => {
     assert.equal(ctx.accepted.length, 2);
     ctx.known.clear(); // as if the journal had pruned both jobs
     await src.poll();
-    assert.deepEqual(ctx.accepted.slice(2).map((j) => j.meta!.key), ['incoming/new.png'], 'only the object at the watermark is compared again');
+    assert.deepEqual(ctx.accepted.slice(2).map((j) => j.origin!.key), ['incoming/new.png'], 'only the object at the watermark is compared again');
   });
 
   test('NoSuchBucket and bad credentials stop the source with MATCHD_S3_ACCESS; connection errors back off, capped', async () => {

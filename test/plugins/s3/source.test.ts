@@ -86,7 +86,7 @@ describe('s3 source', () => {
     await put(c, 'incoming/readme.txt', 'not listed: not an image extension');
     await waitFor(() => finished(ws, 2), 'two jobs scored with all their actions done');
 
-    const byKey = Object.fromEntries(jobs(ws).map((j) => [String(j.meta.key), j]));
+    const byKey = Object.fromEntries(jobs(ws).map((j) => [String(j.origin.key), j]));
     assert.deepEqual(Object.keys(byKey).sort(), ['incoming/blue.png', 'incoming/shop/red.jpg']);
     assert.equal(byKey['incoming/shop/red.jpg']!.dedupeKey, `s3:bucket/incoming/shop/red.jpg@${redTag}`);
     assert.equal(byKey['incoming/shop/red.jpg']!.outcome, 'adopt');
@@ -105,7 +105,7 @@ describe('s3 source', () => {
 
     const side = JSON.parse(await text(s3, 'results/shop/red.jpg.matchd.json'));
     assert.equal(side.outcome, 'adopt');
-    assert.equal(side.meta.key, 'incoming/shop/red.jpg');
+    assert.equal(side.origin.key, 'incoming/shop/red.jpg');
     assert.equal(side.results[0].text, 'a red product');
     assert.deepEqual(spool(ws), [], 'spooled downloads are deleted after the actions');
     assert.equal(health(d)?.state, 'ok');
@@ -124,9 +124,9 @@ describe('s3 source', () => {
     await polls(d, 3);
     const js = jobs(ws);
     assert.equal(js.length, 50);
-    assert.equal(new Set(js.map((j) => j.meta.key)).size, 50, `each key once (written in ${wroteIn} ms)`);
+    assert.equal(new Set(js.map((j) => j.origin.key)).size, 50, `each key once (written in ${wroteIn} ms)`);
     assert.ok(js.every((j) => j.outcome === 'reject'));
-    const seconds = new Set(js.map((j) => String(j.meta.lastModified).slice(0, 19)));
+    const seconds = new Set(js.map((j) => String(j.origin.lastModified).slice(0, 19)));
     assert.ok(seconds.size <= 3, `the burst shares LastModified seconds (${[...seconds].join(', ')})`);
   });
 
@@ -163,7 +163,7 @@ describe('s3 source', () => {
     if (Date.now() - putAt < 1400) assert.equal(jobs(ws).length, 0, 'not taken while younger than minAgeMs');
     await waitFor(() => finished(ws, 1), 'taken once old enough', 10_000);
     const job = jobs(ws)[0]!;
-    assert.ok(job.createdAt - Date.parse(String(job.meta.lastModified)) >= 2500, 'journalled only after minAgeMs');
+    assert.ok(job.createdAt - Date.parse(String(job.origin.lastModified)) >= 2500, 'journalled only after minAgeMs');
   });
 
   test('the store stopped mid-poll and restarted: the source backs off, shows degraded, recovers; nothing missed or doubled', async () => {
@@ -185,8 +185,8 @@ describe('s3 source', () => {
     await polls(d, 2);
     const js = jobs(ws);
     assert.equal(js.length, 20);
-    assert.equal(new Set(js.map((j) => j.meta.key)).size, 20, 'each object exactly once');
-    for (const j of js) assert.equal((await tagsOf(c2, String(j.meta.key)))['matchd-band'], 'adopt', `${j.meta.key} tagged`);
+    assert.equal(new Set(js.map((j) => j.origin.key)).size, 20, 'each object exactly once');
+    for (const j of js) assert.equal((await tagsOf(c2, String(j.origin.key)))['matchd-band'], 'adopt', `${j.origin.key} tagged`);
     await waitFor(() => health(d)?.state === 'ok', 'healthy again');
     assert.deepEqual(spool(ws), []);
   });
@@ -201,7 +201,7 @@ describe('s3 source', () => {
     await put(c, 'incoming/huge.png', Buffer.alloc(300_000, 7));
     await put(c, 'incoming/fine.png', await colourBytes(RED));
     await waitFor(() => finished(ws, 3), 'three jobs');
-    const byKey = Object.fromEntries(jobs(ws).map((j) => [String(j.meta.key), j]));
+    const byKey = Object.fromEntries(jobs(ws).map((j) => [String(j.origin.key), j]));
     assert.equal(byKey['incoming/notes.jpg']!.outcome, 'error');
     assert.equal(byKey['incoming/notes.jpg']!.result!.error!.code, 'MATCHD_IMAGE_UNSUPPORTED');
     assert.equal(byKey['incoming/huge.png']!.outcome, 'error');

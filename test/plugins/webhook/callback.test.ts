@@ -174,7 +174,7 @@ describe('webhook: callbacks', () => {
   test('rule-level callback to a configured endpoint; a non-image upload arrives as match.failed with MATCHD_IMAGE_UNSUPPORTED', async () => {
     const rx = await recv();
     const ws = webhookWorkspace({
-      options: { callbacks: { endpoints: { hooks: { url: rx.url, secret: ENDPOINT_SECRET } } } },
+      callbacks: { endpoints: { hooks: { url: rx.url, secret: ENDPOINT_SECRET } } },
       actions: { default: [{ callback: { endpoint: 'hooks' } }] },
     });
     const { base } = await startDaemon(ws);

@@ -12,7 +12,7 @@ import { waitFor } from '../../fixtures/daemon.ts';
 import { cleanupTmpDirs, tmpDir } from '../../fixtures/models.ts';
 import { fakeContext } from '../../fixtures/plugin-context.ts';
 import {
-  OTHER_TOKEN, SIGNING_SECRET, TOKEN, getJob, postJob, red, startDaemon, stopDaemons, webhookOptions, webhookWorkspace,
+  CALLBACK_SECRET, OTHER_TOKEN, SIGNING_SECRET, TOKEN, getJob, postJob, red, startDaemon, stopDaemons, webhookOptions, webhookWorkspace,
 } from '../../fixtures/webhook.ts';
 
 const b64 = () => red().toString('base64');
@@ -235,7 +235,7 @@ describe('webhook intake: abuse', () => {
     assert.equal(json.result.error.code, 'MATCHD_IMAGE_UNSUPPORTED');
   });
 
-  test('a multipart upload with fields; ad-hoc texts and unknown rules are refused with 400', async () => {
+  test('a multipart upload with fields; unknown rules and fields are refused with 400', async () => {
     const { base } = await startDaemon(webhookWorkspace());
     const form = new FormData();
     form.set('rule', 'colours');
@@ -245,10 +245,10 @@ describe('webhook intake: abuse', () => {
     assert.equal(res.status, 200);
     assert.equal(json.result.outcome, 'adopt');
 
-    const texts = await postJob(base, { image: b64(), texts: ['a red dress'] });
-    assert.equal(texts.status, 400);
-    assert.equal(texts.json.error.code, 'MATCHD_REQUEST_INVALID');
-    assert.match(texts.json.error.message, /ad-hoc texts are not supported/);
+    const unknown = await postJob(base, { image: b64(), text: 'a red dress' });
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.json.error.code, 'MATCHD_REQUEST_INVALID');
+    assert.match(unknown.json.error.message, /unknown field 'text'/);
     const rule = await postJob(base, { image: b64(), rule: 'nope' });
     assert.equal(rule.status, 400);
     assert.match(rule.json.error.message, /unknown rule 'nope'/);
@@ -266,18 +266,25 @@ describe('webhook intake: abuse', () => {
     const res = await fetch(`${base}/v1/job`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
     assert.equal(res.status, 404);
     const json = (await res.json()) as any;
-    assert.deepEqual(json.routes, ['POST /v1/jobs', 'GET /v1/jobs/:id']);
+    assert.deepEqual(json.routes, ['POST /v1/jobs', 'GET /v1/jobs/:id', 'POST /v1/score']);
     assert.match(json.error.message, /no route POST \/v1\/job;/);
     const unknownJob = await getJob(base, '12345');
     assert.equal(unknownJob.status, 404);
   });
 
   test('config: no token or signing secret, bad secrets and unknown options are refused', () => {
-    const r = WebhookConfigSchema.safeParse({ auth: {}, callbacks: { secret: 'not-a-secret!' }, nope: 1 });
+    const r = WebhookConfigSchema.safeParse({ auth: {}, callbacks: { secret: CALLBACK_SECRET, endpoints: {} }, nope: 1 });
     assert.equal(r.success, false);
     const msgs = r.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n');
     assert.match(msgs, /auth: configure at least one bearer token/);
-    assert.match(msgs, /callbacks\.secret: secret must be a Standard Webhooks secret/);
+    assert.match(msgs, /callbacks\.secret: callbacks\.secret \(one secret for every caller\) is gone: give each caller its own auth\.tokens\[\]\.callbackSecret/);
+    assert.match(msgs, /callbacks\.endpoints: callbacks\.endpoints moved to the top level/);
     assert.match(msgs, /unknown option\(s\) nope/);
+    const secrets = WebhookConfigSchema.safeParse({
+      auth: { tokens: [{ name: 'a', token: TOKEN, callbackSecret: 'not-a-secret!' }, { name: 'b', token: OTHER_TOKEN, callbackSecret: CALLBACK_SECRET }, { name: 'c', token: `${TOKEN}x`, callbackSecret: CALLBACK_SECRET }] },
+    });
+    const smsgs = secrets.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n');
+    assert.match(smsgs, /auth\.tokens\.0\.callbackSecret: secret must be a Standard Webhooks secret/);
+    assert.match(smsgs, /each caller needs its own callbackSecret/);
   });
 });

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { isMatchdError } from '../../../src/core/errors.ts';
-import { OutboundGuard, send } from '../../../src/plugins/webhook/outbound.ts';
+import { OutboundGuard, send } from '../../../src/core/outbound.ts';
 
 describe('webhook outbound guard', () => {
   let server: http.Server;

@@ -11,6 +11,7 @@ import { invalidPackage, type ModelPackage } from '../../package.ts';
 import { TextTokenizer, buildQuery } from '../../tokenizer.ts';
 import type { EncodedText, FamilyModel, FamilyOptions, ModelFamily, PreparedImage } from '../family.ts';
 import { unitRows } from '../rows.ts';
+import { openSessions } from '../sessions.ts';
 import { checkDualEncoder } from './check.ts';
 
 interface DualImage extends PreparedImage {
@@ -75,19 +76,11 @@ export const dualEncoder: ModelFamily = {
   name: 'dual-encoder',
   async open(pkg: ModelPackage, options: FamilyOptions): Promise<FamilyModel> {
     const manifest = pkg.manifest as DualEncoderManifest;
-    const [image, text] = await Promise.all([
-      InferenceSession.open(pkg.files['image.model']!, options.engine),
-      InferenceSession.open(pkg.files['text.model']!, options.engine),
-    ]);
-    try {
+    return openSessions({ image: pkg.files['image.model']!, text: pkg.files['text.model']! }, options.engine, ({ image, text }) => {
       const problems = checkDualEncoder(manifest, image, text);
       if (problems.length) throw invalidPackage(pkg.dir, problems);
       const tokenizer = TextTokenizer.load(pkg.files['text.tokenizer']!, manifest.text);
       return new DualEncoder(manifest, image, text, tokenizer, options.limits);
-    } catch (err) {
-      image.dispose();
-      text.dispose();
-      throw err;
-    }
+    });
   },
 };

@@ -16,6 +16,7 @@ import { l2normalize } from '../../../scoring.ts';
 import type { GmeManifest } from '../../manifest.ts';
 import { invalidPackage, type ModelPackage } from '../../package.ts';
 import type { EncodedText, FamilyModel, FamilyOptions, ModelFamily, PreparedImage } from '../family.ts';
+import { openSessions } from '../sessions.ts';
 import { checkGme } from './check.ts';
 import { positionIds } from './position-ids.ts';
 import { loadGmeImage, packGmeImage, patchRowLength, type GmeResizedImage } from './preprocess.ts';
@@ -147,19 +148,12 @@ export const gmeQwen2Vl: ModelFamily = {
   name: 'gme-qwen2-vl',
   async open(pkg: ModelPackage, options: FamilyOptions): Promise<FamilyModel> {
     const manifest = pkg.manifest as GmeManifest;
-    const [vision, decoder] = await Promise.all([
-      InferenceSession.open(pkg.files['gme.vision.model']!, options.engine),
-      InferenceSession.open(pkg.files['gme.decoder.model']!, options.engine),
-    ]);
-    try {
+    const files = { vision: pkg.files['gme.vision.model']!, decoder: pkg.files['gme.decoder.model']! };
+    return openSessions(files, options.engine, async ({ vision, decoder }) => {
       const problems = checkGme(manifest, vision, decoder);
       if (problems.length) throw invalidPackage(pkg.dir, problems);
       const prompts = await GmePrompts.load(pkg.files['gme.tokenizer']!, manifest.gme.text, 'gme');
       return new GmeQwen2Vl(manifest, vision, decoder, prompts, options.limits);
-    } catch (err) {
-      vision.dispose();
-      decoder.dispose();
-      throw err;
-    }
+    });
   },
 };

@@ -1,16 +1,17 @@
 /**
- * Callback delivery: the `callback` action. The core journals it in the same transaction as the result; the
- * outbox runner calls this handler, which builds the Standard Webhooks message from the result document, signs it
- * (fresh signature and timestamp on every attempt, same `webhook-id` and body), posts it through the SSRF guard, and
- * maps the answer onto the runner: 2xx → done; 410 → endpoint disabled, dead-lettered; 429/503 with Retry-After →
- * retry then; anything else (3xx included, network errors, timeouts) → retry on the Svix schedule with ±10 % jitter,
- * dead-lettered once the schedule is exhausted. `matchd replay` revives dead or done deliveries.
+ * Callback delivery, shared by every `callback` action: the core's (named endpoints from the top-level config, for
+ * any source) and the webhook source's (a request's own callbackUrl, signed with that caller's secret). The core
+ * journals the action in the same transaction as the result; the outbox runner calls the handler, which builds the
+ * Standard Webhooks message from the result document, signs it (fresh signature and timestamp on every attempt,
+ * same `webhook-id` and body), posts it, and maps the answer onto the runner: 2xx → done; 410 → endpoint disabled,
+ * dead-lettered; 429/503 with Retry-After → retry then; anything else (3xx included, network errors, timeouts) →
+ * retry on the Svix schedule with ±10 % jitter, dead-lettered once the schedule is exhausted. `matchd replay`
+ * revives dead or done deliveries.
  */
 import { Webhook } from 'standardwebhooks';
-import { isMatchdError } from '../../core/errors.ts';
-import { PermanentActionError, RetryLaterError, type ActionContext, type ActionHandler, type PluginState } from '../../core/plugin.ts';
-import type { WebhookConfig } from './config.ts';
-import { discard, send, type OutboundGuard } from './outbound.ts';
+import { isMatchdError } from '../errors.ts';
+import { PermanentActionError, RetryLaterError, type ActionContext, type ActionHandler, type PluginState } from '../plugin.ts';
+import { discard, send, type OutboundGuard } from '../outbound.ts';
 
 /** Delay before attempt n+1 after attempt n failed (Svix: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). */
 export const RETRY_SCHEDULE_MS = [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000];
@@ -40,45 +41,53 @@ export function webhookId(jobId: number, createdAt: number): string {
   return `msg_${jobId}_${createdAt.toString(36)}`;
 }
 
-/** The message body: `match.completed` with the scores, or `match.failed` with the error's code and message. */
+/**
+ * The message body: `match.completed` with the scores, or `match.failed` with the error's code and message; both
+ * carry the item's `meta` as its sender gave it and its `origin` (file, object or caller).
+ */
 export function callbackPayload(doc: Record<string, unknown>, jobId: number, timestamp: string): Record<string, unknown> {
-  const base = { jobId: String(doc.jobId ?? jobId), rule: doc.rule, outcome: doc.outcome, source: doc.source };
+  const base = {
+    jobId: String(doc.jobId ?? jobId), rule: doc.rule, outcome: doc.outcome, source: doc.source,
+    meta: doc.meta ?? {}, ...(doc.origin ? { origin: doc.origin } : {}),
+  };
   const error = doc.error as { code: string; message: string } | undefined;
   if (error) return { type: 'match.failed', timestamp, data: { ...base, error: { code: error.code, message: error.message } } };
   const results = ((doc.results as Record<string, unknown>[] | undefined) ?? []).map(({ text, cosine, score, band }) => ({ text, cosine, score, band }));
-  return { type: 'match.completed', timestamp, data: { ...base, results, ...(doc.decidedBy ? { decidedBy: doc.decidedBy } : {}) } };
+  // A person's decision on a review-band job (review.ts): the same result with the new outcome and who decided.
+  return {
+    type: doc.review ? 'match.reviewed' : 'match.completed', timestamp,
+    data: {
+      ...base, results, ...(doc.decidedBy ? { decidedBy: doc.decidedBy } : {}), ...(doc.textsFrom ? { textsFrom: doc.textsFrom } : {}),
+      ...(doc.review ? { review: doc.review } : {}),
+    },
+  };
 }
 
-interface Target {
+/** Where and how one callback goes. */
+export interface CallbackTarget {
   url: string;
   secret: string;
-  /** Key in plugin state marking the endpoint disabled after a 410. */
+  /** Key in `state` marking the endpoint disabled after a 410. */
   key: string;
   label: string;
+  /** The SSRF guard for this kind of target (a request's own URL), or one that lets configured endpoints through. */
+  guard: OutboundGuard;
+  timeoutMs: number;
 }
 
 export function disabledKey(target: { endpoint?: string; url?: string }): string {
   return target.endpoint ? `disabled:endpoint:${target.endpoint}` : `disabled:url:${target.url}`;
 }
 
-/** The `callback` action handler of one webhook source instance. */
-export function callbackHandler(config: WebhookConfig, guard: OutboundGuard, state: PluginState, signal: AbortSignal): ActionHandler {
-  const resolveTarget = (options: Record<string, unknown>): Target => {
-    if (typeof options.endpoint === 'string') {
-      const ep = config.callbacks.endpoints[options.endpoint];
-      if (!ep) throw new PermanentActionError(`unknown callback endpoint '${options.endpoint}' (configured: ${Object.keys(config.callbacks.endpoints).join(', ') || 'none'})`);
-      return { url: ep.url, secret: ep.secret, key: disabledKey({ endpoint: options.endpoint }), label: `endpoint '${options.endpoint}'` };
-    }
-    if (typeof options.url === 'string') {
-      if (!config.callbacks.secret) throw new PermanentActionError('callbacks.secret is not configured; cannot sign a callback');
-      return { url: options.url, secret: config.callbacks.secret, key: disabledKey({ url: options.url }), label: new URL(options.url).host };
-    }
-    throw new PermanentActionError('a callback needs an endpoint or a url');
-  };
-
+/** A `callback` action handler: `resolveTarget` turns the action's options (and job) into where to send and with which secret. */
+export function callbackHandler(
+  resolveTarget: (options: Record<string, unknown>, ctx: ActionContext) => CallbackTarget,
+  state: PluginState,
+  signal: AbortSignal,
+): ActionHandler {
   return async (payload: Record<string, unknown>, ctx: ActionContext) => {
     const options = (payload.options as Record<string, unknown> | undefined) ?? {};
-    const target = resolveTarget(options);
+    const target = resolveTarget(options, ctx);
     if (state.get(target.key)) throw new PermanentActionError(`${target.label} is disabled (it answered 410 Gone); not sending`);
     const doc = (payload.doc as Record<string, unknown> | undefined) ?? ctx.job.result;
     if (!doc) throw new PermanentActionError(`job ${ctx.jobId} has no result to send`);
@@ -88,7 +97,8 @@ export function callbackHandler(config: WebhookConfig, guard: OutboundGuard, sta
       body = JSON.stringify(callbackPayload(doc, ctx.jobId, new Date(ctx.now()).toISOString()));
       ctx.remember({ ...payload, body });
     }
-    const id = webhookId(ctx.jobId, ctx.job.createdAt);
+    // A review decision is a second message about the job: its own id, or receivers deduping on it would drop it.
+    const id = webhookId(ctx.jobId, ctx.job.createdAt) + (doc.review ? '_reviewed' : '');
     // The signature's timestamp is wall-clock time (what receivers compare against), fresh on each attempt.
     const at = new Date();
     const headers = {
@@ -108,7 +118,7 @@ export function callbackHandler(config: WebhookConfig, guard: OutboundGuard, sta
     let status: number;
     let retryAfter: number | undefined;
     try {
-      const r = await send(guard, target.url, { method: 'POST', headers, body, timeoutMs: config.callbacks.timeoutMs, signal });
+      const r = await send(target.guard, target.url, { method: 'POST', headers, body, timeoutMs: target.timeoutMs, signal });
       status = r.status;
       retryAfter = parseRetryAfter(r.headers['retry-after'], Date.now());
       await discard(r.res);

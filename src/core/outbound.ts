@@ -1,8 +1,9 @@
 /**
  * Outbound HTTP with an SSRF guard. The check happens at connect time: the socket's `lookup` resolves the host and
- * refuses if ANY address is loopback, private (RFC 1918), link-local (169.254/16: the cloud metadata address),
- * CGNAT (100.64/10), unique-local (fc00::/7), IPv4-mapped IPv6, unspecified (0.0.0.0, ::) or otherwise not global
- * unicast — unless the allow-list names it. IP-literal hosts (which never go through `lookup`) are checked before
+ * refuses if ANY address is not global unicast — IPv4 loopback, private (RFC 1918), link-local (169.254/16: the
+ * cloud metadata address), CGNAT, documentation, benchmarking, multicast, reserved; IPv6 anything outside 2000::/3
+ * (so IPv4-mapped, IPv4-compatible and NAT64 forms too) or in its special ranges (Teredo, 6to4, documentation) —
+ * unless the allow-list names it. IP-literal hosts (which never go through `lookup`) are checked before
  * connecting. A name that resolves to a public address when the URL is checked and to 127.0.0.1 a moment later
  * (DNS rebinding) is therefore still refused: the address checked is the address connected to.
  * Redirects are not followed unless configured; each hop is checked again (scheme, credentials, addresses).
@@ -15,15 +16,54 @@ import net from 'node:net';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import ipaddr from 'ipaddr.js';
-import { MatchdError } from '../../core/errors.ts';
+import { MatchdError } from './errors.ts';
 
 type Addr = ipaddr.IPv4 | ipaddr.IPv6;
 
-/** Ranges refused on top of "anything ipaddr.js does not call unicast" (kept explicit so the list is reviewable). */
-const DENY_CIDRS = [
-  '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16',
-  '::/128', '::1/128', '::ffff:0:0/96', 'fc00::/7', 'fe80::/10',
+/**
+ * IPv4: what ipaddr.js calls unicast, minus these (kept explicit so the list is reviewable): "this network",
+ * RFC 1918, CGNAT, loopback, link-local (the cloud metadata address), IETF protocol assignments, the documentation
+ * and benchmarking networks, the 6to4 relay anycast, multicast, reserved, broadcast.
+ */
+const V4_DENY = [
+  '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24', '192.0.2.0/24',
+  '192.88.99.0/24', '192.168.0.0/16', '198.18.0.0/15', '198.51.100.0/24', '203.0.113.0/24', '224.0.0.0/4', '240.0.0.0/4',
 ].map((c) => ipaddr.parseCIDR(c));
+
+/**
+ * IPv6: only global unicast (2000::/3) is reachable at all — which alone rules out ::1, ::, IPv4-mapped
+ * (::ffff:0:0/96) and IPv4-compatible (::/96) forms, NAT64 (64:ff9b::/96, 64:ff9b:1::/48), discard, unique-local,
+ * link-local, site-local and multicast — minus the special ranges inside it: IETF protocol assignments (2001::/23:
+ * Teredo, benchmarking, ORCHID), documentation (2001:db8::/32, 3fff::/20) and 6to4 (2002::/16, which embeds an
+ * IPv4 address the relay would connect to).
+ */
+const V6_GLOBAL = ipaddr.parseCIDR('2000::/3');
+const V6_DENY = ['2001::/23', '2001:db8::/32', '2002::/16', '3fff::/20'].map((c) => ipaddr.parseCIDR(c));
+
+const inAny = (a: Addr, list: [Addr, number][]) => list.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits));
+
+/**
+ * An IPv6 text with a dotted IPv4 tail ("::127.0.0.1", "64:ff9b::1.2.3.4") in all-hex form: ipaddr.js reads any
+ * "::a.b.c.d" as IPv4-mapped (::ffff:a.b.c.d), which it is not — the IPv4-compatible ::7f00:1 is another address.
+ */
+function hexTail(address: string): string {
+  return address.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a: string, b: string, c: string, d: string) =>
+    `${((Number(a) << 8) | Number(b)).toString(16)}:${((Number(c) << 8) | Number(d)).toString(16)}`);
+}
+
+const V6_NAMES: [string, string][] = [
+  ['::/128', 'unspecified'], ['::1/128', 'loopback'], ['::ffff:0:0/96', 'IPv4-mapped'], ['::/96', 'IPv4-compatible'],
+  ['64:ff9b::/96', 'NAT64'], ['64:ff9b:1::/48', 'local-use NAT64'], ['100::/64', 'discard-only'], ['2001::/32', 'Teredo'],
+  ['2001:db8::/32', 'documentation'], ['2001::/23', 'IETF protocol assignment'], ['2002::/16', '6to4'], ['3fff::/20', 'documentation'],
+  ['fc00::/7', 'unique-local'], ['fe80::/10', 'link-local'], ['fec0::/10', 'site-local'], ['ff00::/8', 'multicast'],
+];
+const V6_NAMED = V6_NAMES.map(([cidr, label]) => [ipaddr.parseCIDR(cidr), label] as const);
+
+/** What a refused IPv6 address is (the most specific range it falls in), for the refusal message. */
+function describeV6(a: ipaddr.IPv6): string {
+  const hit = V6_NAMED.filter(([[net, bits]]) => a.match(net, bits)).sort((x, y) => y[0][1] - x[0][1])[0];
+  return hit ? hit[1] : 'reserved';
+}
 
 export interface GuardOptions {
   /** Addresses or CIDRs that are allowed even though they are in a denied range. */
@@ -59,15 +99,20 @@ export class OutboundGuard {
   addressProblem(address: string): string | null {
     let a: Addr;
     try {
-      a = ipaddr.parse(address);
+      a = ipaddr.parse(net.isIPv6(address) ? hexTail(address) : address);
     } catch {
       return `${address} is not an IP address`;
     }
-    if (this.allow.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits))) return null;
+    if (inAny(a, this.allow)) return null;
+    if (a.kind() === 'ipv6') {
+      const v6 = a as ipaddr.IPv6;
+      if (!a.match(V6_GLOBAL)) return `${address} is not a global unicast IPv6 address (${describeV6(v6)}; only 2000::/3 is allowed)`;
+      if (inAny(a, V6_DENY)) return `${address} is in a special-purpose IPv6 range (${describeV6(v6)})`;
+      return null;
+    }
     const range = a.range();
-    if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) return `${address} is an IPv4-mapped IPv6 address`;
     if (range !== 'unicast') return `${address} is a ${range} address`;
-    if (DENY_CIDRS.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits))) return `${address} is in a private range`;
+    if (inAny(a, V4_DENY)) return `${address} is in a private or special-purpose range`;
     return null;
   }
 
