@@ -15,22 +15,27 @@ namespace {
 
 /** `setErrorClass(MatchdError)`: native failures then arrive as that class, with `.code`. */
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
-  if (info.Length() != 1 || !info[0].IsFunction()) {
-    throw Napi::TypeError::New(info.Env(), "setErrorClass expects a constructor");
-  }
-  GetData(info.Env())->errorCtor = Napi::Persistent(info[0].As<Napi::Function>());
-  return info.Env().Undefined();
+  Napi::Env env = info.Env();
+  return Guard(env, kBadInput, [&]() -> Napi::Value {
+    MATCHD_REQUIRE(info.Length() == 1 && info[0].IsFunction(), kBadInput, "setErrorClass expects a constructor");
+    GetData(env)->errorCtor = Napi::Persistent(info[0].As<Napi::Function>());
+    return env.Undefined();
+  });
 }
 
+/** Guarded like every entry point: a failure inside ORT (e.g. listing providers) is a coded error, not a crash. */
 Napi::Value Versions(const Napi::CallbackInfo& info) {
-  Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("onnxruntime", Ort::GetVersionString());
-  o.Set("ortApi", ORT_API_VERSION);
-  Napi::Array providers = Napi::Array::New(info.Env());
-  uint32_t i = 0;
-  for (const std::string& p : Ort::GetAvailableProviders()) providers.Set(i++, p);
-  o.Set("providers", providers);
-  return o;
+  Napi::Env env = info.Env();
+  return Guard(env, kInternal, [&]() -> Napi::Value {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("onnxruntime", Ort::GetVersionString());
+    o.Set("ortApi", ORT_API_VERSION);
+    Napi::Array providers = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (const std::string& p : Ort::GetAvailableProviders()) providers.Set(i++, p);
+    o.Set("providers", providers);
+    return o;
+  });
 }
 
 Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {

@@ -228,7 +228,8 @@ Napi::Array IoToJs(Napi::Env env, const std::vector<IoInfo>& list) {
 Napi::Function Session::Define(Napi::Env env) {
   return DefineClass(env, "Session",
                      {
-                         InstanceMethod<&Session::Run>("run"),
+                         // Writable: native.ts wraps it once so that a rejection carries the JS caller's stack.
+                         InstanceMethod<&Session::Run>("run", napi_default_method),
                          InstanceMethod<&Session::Dispose>("dispose"),
                          InstanceAccessor<&Session::GetInputs>("inputs"),
                          InstanceAccessor<&Session::GetOutputs>("outputs"),
