@@ -31,6 +31,7 @@ import { zodProblems } from './model/package.ts';
 import { decide as decideInJournal, type DecideResult } from './journal-review.ts';
 import { planReview, type Decision } from './review.ts';
 import { uiListener } from './ui-config.ts';
+import { threadPoolAdvice, threadPoolSize } from './thread-pool.ts';
 import type { UiBackend } from '../ui/backend.ts';
 import { startUi, type UiHandle } from '../ui/server.ts';
 
@@ -154,6 +155,8 @@ export class Daemon {
         this.metrics.computeSeconds.observe(ms / 1000);
       },
     });
+    const poolAdvice = threadPoolAdvice(c.model.decodeConcurrency, c.model.batchesInFlight);
+    if (poolAdvice) this.log.warn({ uvThreadpoolSize: threadPoolSize() }, poolAdvice);
     this.texts = await JobTexts.embed(c, this.matcher);
     // Temp files a killed process left in the rules' output folders (other folders are swept on first write).
     for (const dir of outputDirs(c, this.opts.baseDir, (r) => (c.rules[r]?.bands ?? this.matcher.bands).list.map((b) => b.name))) {
