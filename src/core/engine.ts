@@ -45,7 +45,7 @@ export interface EngineOptions {
   graphCache?: string | false;
   /** Models smaller than this (graph + external data, bytes) are not cached (default 64 MiB). */
   graphCacheMinBytes?: number;
-  /** Models larger than this are not cached (default: a quarter of RAM; see graph-cache.ts for why). */
+  /** Models larger than this are not cached (default: an eighth of RAM; see graph-cache.ts for why). */
   graphCacheMaxBytes?: number;
   logger?: EngineLogger;
 }

@@ -50,14 +50,15 @@ export interface GraphCacheSettings {
   /**
    * Larger models are not cached. The cache pays off when the packed weights are served from memory; an entry of
    * about twice the model that does not fit beside everything else in RAM is read from disk at every start, slower
-   * than loading the model itself (measured: GME-2B float32, a 16 GB entry on a 23.5 GiB machine, 46 s vs 23 s).
+   * than loading the model itself (measured: GME-2B float32, a 16 GB entry on a 23.5 GiB machine, 46 s vs 23 s,
+   * and 62.5 s vs 36.5 s on a busier day, with its 6.2 GB decoder just under the former limit of a quarter of RAM).
    */
   maxModelBytes: number;
 }
 
-/** The default maxModelBytes: a quarter of RAM, so that an entry (about twice the model) takes at most half. */
+/** The default maxModelBytes: an eighth of RAM, so that an entry (about twice the model) takes at most a quarter. */
 export function defaultMaxModelBytes(): number {
-  return Math.floor(os.totalmem() / 4);
+  return Math.floor(os.totalmem() / 8);
 }
 
 /** The cache folder from the engine option, then the environment; null when caching is off. */
