@@ -23,7 +23,7 @@ import { findPython, runPythonTool } from './python.ts';
 
 export const quantizeUsage = `matchd model quantize PACKAGE --out PACKAGE_DIR [--force] [--quantize-projection] [--min-elements N] [--no-compare]
   the same package with int8 weights in its matrix products (dynamic quantization, no calibration data):
-  about 3x faster on CPUs with AVX-512 VNNI / AMX and a quarter of the weight bytes; see README for the accuracy cost.
+  several times faster on CPUs with AVX-512 VNNI / AMX (BENCHMARKS.md), the package 2.5-3x smaller; see README for the accuracy cost.
       --quantize-projection   also the output projections (kept float32 by default, for accuracy)
       --min-elements N        smallest weight (rows x columns) worth quantizing (default 16384)
       --no-compare            skip encoding a sample with the float32 package for comparison
