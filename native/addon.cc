@@ -38,6 +38,21 @@ Napi::Value Versions(const Napi::CallbackInfo& info) {
   });
 }
 
+/**
+ * `stopEngine()`: native.ts calls it on the process's 'exit' event, before exit() runs any C++ destructor. Runs still
+ * in progress are terminated through ORT and the engine threads joined. The atexit hook of engine_threads.cc comes
+ * too late for this: ORT's function-local statics (its type singletons) are registered when first used, during a
+ * load or run, so after that hook, and exit() destroys them first, under the running kernel.
+ */
+Napi::Value StopEngine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, kInternal, [&]() -> Napi::Value {
+    AddonData* data = GetData(env);
+    if (data->engine) data->engine->Shutdown();
+    return env.Undefined();
+  });
+}
+
 Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);  // deleted by N-API when this environment goes away
@@ -53,6 +68,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("versions", Napi::Function::New(env, Versions, "versions"));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotifyJs, "sdNotify"));
+  exports.Set("stopEngine", Napi::Function::New(env, StopEngine, "stopEngine"));
   return exports;
 }
 

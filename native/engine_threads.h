@@ -45,8 +45,9 @@ class EngineThreads {
   void Submit(Napi::Env env, std::unique_ptr<EngineJob> job);
 
   /**
-   * Cancel running jobs, drop queued ones, join the threads; once. Also run at process exit (atexit), before ONNX
-   * Runtime's static objects are destroyed under a run still in progress (`process.exit()` skips N-API cleanup).
+   * Cancel running jobs, drop queued ones, join the threads; once. Called at the process's 'exit' event
+   * (`stopEngine`, from native.ts), before exit() destroys ONNX Runtime's static objects under a run still in
+   * progress (`process.exit()` skips N-API cleanup); at exit (atexit) too, for exits that bypass that event.
    */
   void Shutdown();
 

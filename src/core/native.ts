@@ -146,12 +146,14 @@ export interface Addon {
   /** One datagram to systemd's notification socket (a path or `@abstract`); null when sent, else why not. */
   sdNotify(socketPath: string, state: string): string | null;
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
+  /** Terminate runs in progress and join the engine threads (at process exit; later runs never settle). */
+  stopEngine(): void;
 }
 
 /** Every export of the addon, checked against the loaded addon by test/engine/native-boundary.test.ts. */
 export const ADDON_EXPORTS = [
   'Session', 'loadSession', 'packImages', 'resizeImage', 'packVisionPatches', 'float16ToFloat32', 'float32ToFloat16',
-  'versions', 'sdNotify', 'setErrorClass',
+  'versions', 'sdNotify', 'setErrorClass', 'stopEngine',
 ] as const satisfies readonly (keyof Addon)[];
 // A member of Addon missing from ADDON_EXPORTS fails the type check here.
 const everyExportListed: Exclude<keyof Addon, (typeof ADDON_EXPORTS)[number]> extends never ? true : never = true;
@@ -211,6 +213,8 @@ export function addon(): Addon {
     try {
       const mod = require(file) as Addon;
       mod.setErrorClass(MatchdError as unknown as new (code: string, message: string) => Error);
+      // process.exit() while a run is in progress: stop ORT before exit() destroys its statics (see addon.cc).
+      process.once('exit', () => mod.stopEngine());
       loaded = hardened(mod);
       return loaded;
     } catch (err) {
