@@ -277,3 +277,31 @@ export function runWhenMain(metaUrl: string, name: string, main: () => Promise<u
     },
   );
 }
+
+/**
+ * How much of the machine other processes used over an interval: (all CPUs' busy time from /proc/stat − this
+ * process's own CPU time) / (all CPUs × the interval). On a shared machine a round with a high share measured the
+ * neighbours as much as the code; scenarios record it per round and can redo such rounds. null where /proc/stat is
+ * missing (not Linux).
+ */
+export function othersProbe(): () => number | null {
+  const read = (): { busy: number; total: number } | null => {
+    try {
+      const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+      const total = f.reduce((a, b) => a + b, 0);
+      return { busy: total - f[3]! - f[4]!, total }; // idle and iowait are not busy
+    } catch {
+      return null;
+    }
+  };
+  const hz = 100; // USER_HZ: /proc/stat counts in 1/100 s on Linux
+  const s0 = read();
+  const c0 = process.cpuUsage();
+  return () => {
+    const s1 = read();
+    if (!s0 || !s1 || s1.total === s0.total) return null;
+    const own = process.cpuUsage(c0);
+    const ownTicks = ((own.user + own.system) / 1e6) * hz;
+    return Math.max(0, Math.min(1, (s1.busy - s0.busy - ownTicks) / (s1.total - s0.total)));
+  };
+}

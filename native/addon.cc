@@ -15,22 +15,42 @@ namespace {
 
 /** `setErrorClass(MatchdError)`: native failures then arrive as that class, with `.code`. */
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
-  if (info.Length() != 1 || !info[0].IsFunction()) {
-    throw Napi::TypeError::New(info.Env(), "setErrorClass expects a constructor");
-  }
-  GetData(info.Env())->errorCtor = Napi::Persistent(info[0].As<Napi::Function>());
-  return info.Env().Undefined();
+  Napi::Env env = info.Env();
+  return Guard(env, kBadInput, [&]() -> Napi::Value {
+    MATCHD_REQUIRE(info.Length() == 1 && info[0].IsFunction(), kBadInput, "setErrorClass expects a constructor");
+    GetData(env)->errorCtor = Napi::Persistent(info[0].As<Napi::Function>());
+    return env.Undefined();
+  });
 }
 
+/** Guarded like every entry point: a failure inside ORT (e.g. listing providers) is a coded error, not a crash. */
 Napi::Value Versions(const Napi::CallbackInfo& info) {
-  Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("onnxruntime", Ort::GetVersionString());
-  o.Set("ortApi", ORT_API_VERSION);
-  Napi::Array providers = Napi::Array::New(info.Env());
-  uint32_t i = 0;
-  for (const std::string& p : Ort::GetAvailableProviders()) providers.Set(i++, p);
-  o.Set("providers", providers);
-  return o;
+  Napi::Env env = info.Env();
+  return Guard(env, kInternal, [&]() -> Napi::Value {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("onnxruntime", Ort::GetVersionString());
+    o.Set("ortApi", ORT_API_VERSION);
+    Napi::Array providers = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (const std::string& p : Ort::GetAvailableProviders()) providers.Set(i++, p);
+    o.Set("providers", providers);
+    return o;
+  });
+}
+
+/**
+ * `stopEngine()`: native.ts calls it on the process's 'exit' event, before exit() runs any C++ destructor. Runs still
+ * in progress are terminated through ORT and the engine threads joined. The atexit hook of engine_threads.cc comes
+ * too late for this: ORT's function-local statics (its type singletons) are registered when first used, during a
+ * load or run, so after that hook, and exit() destroys them first, under the running kernel.
+ */
+Napi::Value StopEngine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, kInternal, [&]() -> Napi::Value {
+    AddonData* data = GetData(env);
+    if (data->engine) data->engine->Shutdown();
+    return env.Undefined();
+  });
 }
 
 Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
@@ -48,6 +68,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("versions", Napi::Function::New(env, Versions, "versions"));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotifyJs, "sdNotify"));
+  exports.Set("stopEngine", Napi::Function::New(env, StopEngine, "stopEngine"));
   return exports;
 }
 

@@ -37,7 +37,7 @@ void CheckAgainst(const IoInfo& io, const JsTensor& t, const std::string& what) 
 }  // namespace
 
 RunWorker::RunWorker(Napi::Env env, Session* session, Napi::Object self, Napi::Object feeds, Napi::Value outputs)
-    : Napi::AsyncWorker(env, "matchd:run"), deferred_(Napi::Promise::Deferred::New(env)), session_(session) {
+    : env_(env), deferred_(Napi::Promise::Deferred::New(env)), session_(session), model_(session->shared()) {
   Pin(self);  // the Session cannot be collected while it runs
   ReadFeeds(feeds);
   ReadOutputs(outputs);
@@ -54,7 +54,7 @@ void RunWorker::ReadFeeds(Napi::Object feeds) {
     MATCHD_REQUIRE(io != nullptr, kBadInput,
                    "unknown input '" + name + "'; the model's inputs are: " + Names(m.inputs));
     std::string what = "input '" + name + "'";
-    JsTensor t = ReadJsTensor(Env(), feeds.Get(name), what);
+    JsTensor t = ReadJsTensor(env_, feeds.Get(name), what);
     CheckAgainst(*io, t, what);
     Pin(t.holder);  // pinned: ORT reads this memory on the worker thread, no copy
     inValues_.push_back(WrapCpuTensor(t));
@@ -92,7 +92,7 @@ void RunWorker::ReadOutputs(Napi::Value outputs) {
       MATCHD_REQUIRE(io != nullptr, kBadInput,
                      "unknown output '" + name + "'; the model's outputs are: " + Names(m.outputs));
       std::string what = "output '" + name + "'";
-      JsTensor t = ReadJsTensor(Env(), obj.Get(name), what);
+      JsTensor t = ReadJsTensor(env_, obj.Get(name), what);
       CheckAgainst(*io, t, what);
       Pin(t.holder);
       outHolders_.push_back(Napi::Reference<Napi::Value>::New(obj.Get(name), 1));
@@ -111,22 +111,29 @@ void RunWorker::Execute() {
     std::vector<const char*> in, out;
     for (auto& n : inNames_) in.push_back(n.c_str());
     for (auto& n : outNames_) out.push_back(n.c_str());
+    Ort::Session& ort = *model_->session;
     if (preallocated_) {
-      session_->ort().Run(Ort::RunOptions{nullptr}, in.data(), inValues_.data(), in.size(), out.data(),
-                          outValues_.data(), out.size());
+      ort.Run(runOptions_, in.data(), inValues_.data(), in.size(), out.data(), outValues_.data(), out.size());
     } else {
-      outValues_ = session_->ort().Run(Ort::RunOptions{nullptr}, in.data(), inValues_.data(), in.size(),
-                                       out.data(), out.size());
+      outValues_ = ort.Run(runOptions_, in.data(), inValues_.data(), in.size(), out.data(), out.size());
     }
   } catch (const std::exception& e) {
     code_ = kRunFailed;
-    SetError(e.what());
+    error_ = e.what();
+    if (error_.empty()) error_ = "the run failed";
   }
 }
 
-void RunWorker::OnOK() {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
+void RunWorker::Complete(Napi::Env env) {
+  if (!error_.empty()) {
+    session_->RunFinished();
+    deferred_.Reject(MakeError(env, code_, error_).Value());
+    return;
+  }
+  OnOK(env);
+}
+
+void RunWorker::OnOK(Napi::Env env) {
   session_->RunFinished();
   try {
     Napi::Object result = Napi::Object::New(env);
@@ -143,11 +150,6 @@ void RunWorker::OnOK() {
   } catch (const std::exception& e) {
     deferred_.Reject(MakeError(env, kInternal, e.what()).Value());
   }
-}
-
-void RunWorker::OnError(const Napi::Error& e) {
-  session_->RunFinished();
-  deferred_.Reject(MakeError(Env(), code_, e.Message()).Value());
 }
 
 }  // namespace matchd

@@ -79,6 +79,13 @@ SessionConfig ReadConfig(Napi::Object o) {
   if (search == "heuristic") c.cudnnConvAlgoSearch = OrtCudnnConvAlgoSearchHeuristic;
   else if (search == "default") c.cudnnConvAlgoSearch = OrtCudnnConvAlgoSearchDefault;
   else c.cudnnConvAlgoSearch = OrtCudnnConvAlgoSearchExhaustive;
+  c.saveOptimizedPath = str("saveOptimizedPath", "");
+  c.saveExternalData = str("saveExternalData", "");
+  MATCHD_REQUIRE(c.saveOptimizedPath.empty() == c.saveExternalData.empty(), kBadInput,
+                 "saveOptimizedPath and saveExternalData go together");
+  MATCHD_REQUIRE(c.saveExternalData.find('/') == std::string::npos, kBadInput,
+                 "saveExternalData is a file name in the folder of saveOptimizedPath");
+  c.savePrepacked = flag("savePrepacked", false);
   return c;
 }
 
@@ -116,6 +123,14 @@ Ort::SessionOptions BuildOptions(const SessionConfig& c) {
   so.AddConfigEntry("session.inter_op.allow_spinning", c.allowSpinning ? "1" : "0");
   if (!c.cpuMemArena) so.DisableCpuMemArena();
   if (!c.memPattern) so.DisableMemPattern();
+  if (!c.saveOptimizedPath.empty()) {
+    // Large models exceed protobuf's 2 GB, so every initializer of 1 KiB or more goes to one data file beside the
+    // graph (resolved relative to it when the graph is loaded again).
+    so.SetOptimizedModelFilePath(c.saveOptimizedPath.c_str());
+    so.AddConfigEntry("session.optimized_model_external_initializers_file_name", c.saveExternalData.c_str());
+    so.AddConfigEntry("session.optimized_model_external_initializers_min_size_in_bytes", "1024");
+    if (c.savePrepacked) so.AddConfigEntry("session.save_external_prepacked_constant_initializers", "1");
+  }
   if (c.provider == "cuda") {
     // The V2 entry point answers "not enabled in this build" with this core; the legacy struct loads
     // libonnxruntime_providers_cuda.so from the folder of libonnxruntime.so.1.
@@ -134,11 +149,10 @@ Ort::SessionOptions BuildOptions(const SessionConfig& c) {
   return so;
 }
 
-class LoadWorker : public Napi::AsyncWorker {
+class LoadWorker : public EngineJob {
  public:
   LoadWorker(Napi::Env env, SessionConfig config, std::shared_ptr<Ort::Env> ortEnv)
-      : Napi::AsyncWorker(env, "matchd:load"), deferred_(Napi::Promise::Deferred::New(env)),
-        config_(std::move(config)), model_(new LoadedModel) {
+      : deferred_(Napi::Promise::Deferred::New(env)), config_(std::move(config)), model_(new LoadedModel) {
     model_->env = std::move(ortEnv);
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -160,16 +174,19 @@ class LoadWorker : public Napi::AsyncWorker {
       model_->provider = config_.provider;
     } catch (const CodedError& e) {
       code_ = e.code();
-      SetError(e.what());
+      error_ = e.what();
     } catch (const std::exception& e) {
       code_ = kModelLoad;
-      SetError(e.what());
+      error_ = e.what();
     }
+    if (code_ != nullptr && error_.empty()) error_ = "the model could not be loaded";
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
+  void Complete(Napi::Env env) override {
+    if (code_ != nullptr) {
+      deferred_.Reject(MakeError(env, code_, error_).Value());
+      return;
+    }
     try {
       Napi::External<LoadedModel> ext = Napi::External<LoadedModel>::New(env, model_.release());
       deferred_.Resolve(GetData(env)->sessionCtor.New({ext}));
@@ -178,15 +195,12 @@ class LoadWorker : public Napi::AsyncWorker {
     }
   }
 
-  void OnError(const Napi::Error& e) override {
-    deferred_.Reject(MakeError(Env(), code_, e.Message()).Value());
-  }
-
  private:
   Napi::Promise::Deferred deferred_;
   SessionConfig config_;
   std::unique_ptr<LoadedModel> model_;
-  const char* code_ = kModelLoad;
+  const char* code_ = nullptr;  // set when the load failed
+  std::string error_;
 };
 
 Napi::Array IoToJs(Napi::Env env, const std::vector<IoInfo>& list) {
@@ -214,7 +228,8 @@ Napi::Array IoToJs(Napi::Env env, const std::vector<IoInfo>& list) {
 Napi::Function Session::Define(Napi::Env env) {
   return DefineClass(env, "Session",
                      {
-                         InstanceMethod<&Session::Run>("run"),
+                         // Writable: native.ts wraps it once so that a rejection carries the JS caller's stack.
+                         InstanceMethod<&Session::Run>("run", napi_default_method),
                          InstanceMethod<&Session::Dispose>("dispose"),
                          InstanceAccessor<&Session::GetInputs>("inputs"),
                          InstanceAccessor<&Session::GetOutputs>("outputs"),
@@ -247,9 +262,9 @@ Napi::Value Session::Load(const Napi::CallbackInfo& info) {
       data->ortEnv = std::make_shared<Ort::Env>(ORT_LOGGING_LEVEL_ERROR, "matchd");
       data->ortEnv->DisableTelemetryEvents();
     }
-    auto* worker = new LoadWorker(env, std::move(config), data->ortEnv);
+    auto worker = std::make_unique<LoadWorker>(env, std::move(config), data->ortEnv);
     Napi::Promise promise = worker->Promise();
-    worker->Queue();
+    data->Engine(env).Submit(env, std::move(worker));
     return promise;
   });
 }
@@ -260,10 +275,10 @@ Napi::Value Session::Run(const Napi::CallbackInfo& info) {
     MATCHD_REQUIRE(model_ != nullptr, kSessionDisposed, "the session was disposed");
     MATCHD_REQUIRE(info.Length() >= 1 && info[0].IsObject(), kBadInput, "run expects a feeds object");
     Napi::Value outputs = info.Length() >= 2 ? info[1] : env.Undefined();
-    auto* worker = new RunWorker(env, this, info.This().As<Napi::Object>(), info[0].As<Napi::Object>(), outputs);
+    auto worker = std::make_unique<RunWorker>(env, this, info.This().As<Napi::Object>(), info[0].As<Napi::Object>(), outputs);
     activeRuns_++;
     Napi::Promise promise = worker->Promise();
-    worker->Queue();
+    GetData(env)->Engine(env).Submit(env, std::move(worker));
     return promise;
   });
 }

@@ -1,4 +1,4 @@
-// Session: one ONNX model loaded in ONNX Runtime. Loading and running happen on the libuv pool.
+// Session: one ONNX model loaded in ONNX Runtime. Loading and running happen on engine threads (engine_threads.h).
 #pragma once
 
 #include <napi.h>
@@ -34,6 +34,11 @@ struct SessionConfig {
   size_t cudaMemLimit = 0;       // 0 = no limit
   int cudaArenaExtendStrategy = 0;
   OrtCudnnConvAlgoSearch cudnnConvAlgoSearch = OrtCudnnConvAlgoSearchExhaustive;
+  // Write the optimised graph here while loading ('' = do not). Its initializers of 1 KiB or more go to
+  // `saveExternalData` in the same folder, pre-packed weights too when `savePrepacked` (engine.ts's graph cache).
+  std::string saveOptimizedPath;
+  std::string saveExternalData;
+  bool savePrepacked = false;
 };
 
 /** What a load produced, handed from the worker thread to the JS constructor. */
@@ -54,6 +59,8 @@ class Session : public Napi::ObjectWrap<Session> {
 
   Ort::Session& ort() { return *model_->session; }
   const LoadedModel& model() const { return *model_; }
+  /** A run keeps the model alive: the JS object may be finalised while the run is still on its engine thread. */
+  std::shared_ptr<LoadedModel> shared() const { return model_; }
   void RunFinished() { activeRuns_--; }
 
  private:
@@ -65,7 +72,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value GetActiveRuns(const Napi::CallbackInfo& info);
   Napi::Value GetDisposed(const Napi::CallbackInfo& info);
 
-  std::unique_ptr<LoadedModel> model_;
+  std::shared_ptr<LoadedModel> model_;
   int activeRuns_ = 0;
 };
 

@@ -54,6 +54,7 @@ const HELP: Record<string, Help> = {
     examples: [
       'matchd model import downloads/clip-vit-base-patch32 --out models/clip-b32',
       'matchd model inspect models/clip-b32',
+      'matchd model quantize models/clip-b32 --out models/clip-b32-int8',
     ],
   },
   journal: {

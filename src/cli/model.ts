@@ -1,5 +1,6 @@
 /**
- * `matchd model import DIR --out PACKAGE_DIR [...]` and `matchd model inspect PACKAGE|DIR`.
+ * `matchd model import DIR --out PACKAGE_DIR [...]` and `matchd model inspect PACKAGE|DIR` (`matchd model quantize`
+ * lives in model-quantize.ts).
  *
  * Each importer is one row of IMPORTERS: a detector for the folders it understands, the import itself and a plan
  * reader for `inspect`. The first row whose detector accepts the folder handles it:
@@ -14,6 +15,7 @@ import { detectHfOnnx, planHfImport, VARIANTS, type HfImportOptions, type Varian
 import { importHfOnnx } from '../core/model/import/hf-write.ts';
 import { UsageError, packageRoot } from './args.ts';
 import { describeHfPlan, describePackage } from './model-inspect.ts';
+import { quantizeCommand, quantizeUsage } from './model-quantize.ts';
 import { findPython, runPythonTool } from './python.ts';
 
 export const modelUsage = `matchd model import DIR --out PACKAGE_DIR [--force] [options]
@@ -25,7 +27,8 @@ export const modelUsage = `matchd model import DIR --out PACKAGE_DIR [--force] [
   - a Hugging Face ONNX export of CLIP or SigLIP (transformers.js / optimum layout):
       --variant fp32|fp16|quantized  [--name NAME]  [--logit-scale X --logit-bias=B]  (B is usually negative: use =)
 matchd model inspect PACKAGE|DIR [--variant V] [--json]
-  what a package holds, or what an import of DIR would make`;
+  what a package holds, or what an import of DIR would make
+${quantizeUsage}`;
 
 export interface ImportOptions extends HfImportOptions {
   dtype?: 'float32' | 'float16';
@@ -185,5 +188,6 @@ export async function modelCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'import') return importCommand(rest);
   if (sub === 'inspect') return inspectCommand(rest);
+  if (sub === 'quantize') return quantizeCommand(rest);
   throw new UsageError(sub === undefined ? `model needs a subcommand\n${modelUsage}` : `unknown model subcommand '${sub}'\n${modelUsage}`);
 }

@@ -78,7 +78,7 @@ export async function runPythonTool(python: string, script: string, args: string
     if (line.startsWith('problem: ')) return; // listed again in the report
     tail.push(line);
     if (tail.length > 20) tail.shift();
-    process.stderr.write(`${prefix}${line.replace(/^export: /, '')}\n`);
+    process.stderr.write(`${prefix}${line.replace(/^(export|quantize): /, '')}\n`);
   });
   child.stdout.on('data', (chunk: Buffer) => process.stderr.write(chunk));
   const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {

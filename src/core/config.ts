@@ -84,7 +84,7 @@ export const ConfigSchema = z.strictObject({
     intraOpThreads: nonNegInt.default(0),
     maxBatch: positiveInt.max(1024).default(16),
     maxDelayMs: nonNegInt.max(60_000).default(20),
-    decodeConcurrency: positiveInt.max(256).default(2).describe('images decoded at once, ahead of and alongside inference'),
+    decodeConcurrency: positiveInt.max(256).default(2).describe('images decoded at once between engine runs (during a run: only on the cores ORT leaves free); each takes a libuv pool thread, so keep UV_THREADPOOL_SIZE (default 4) at least decodeConcurrency + batchesInFlight'),
     batchesInFlight: positiveInt.max(16).default(1).describe('engine batches running at once; 1 suits CPU (ORT already uses every core), 2 can help on GPU'),
     decodeAhead: positiveInt.max(65_536).optional()
       .describe('jobs leased into the pipeline at once (decoding, or decoded and waiting for a batch); default 2 × maxBatch'),

@@ -37,6 +37,7 @@ import type { PluginRegistry } from './registry.ts';
 import { decide as decideInJournal, type DecideResult } from './journal-review.ts';
 import { planReview, type Decision } from './review.ts';
 import { uiListener } from './ui-config.ts';
+import { threadPoolAdvice, threadPoolSize } from './thread-pool.ts';
 import type { UiBackend } from '../ui/backend.ts';
 import { startUi, type UiHandle } from '../ui/server.ts';
 
@@ -139,6 +140,10 @@ export class Daemon {
     const sources = await loadSources(c, this.opts.registry, this.opts.baseDir); // options parsed once, frozen
     await preflight(c, this.opts.baseDir, this.opts.registry, this.role, sources); // everything checked before anything is created
     if (this.works) ({ matcher: this.matcher, texts: this.texts } = await openModel(c, this.opts.baseDir, this.log, this.metrics));
+    if (this.works) {
+      const poolAdvice = threadPoolAdvice(c.model.decodeConcurrency, c.model.batchesInFlight);
+      if (poolAdvice) this.log.warn({ uvThreadpoolSize: threadPoolSize() }, poolAdvice);
+    }
     // The journal is created only once the model loaded and the texts embedded (nothing is created for a start that fails).
     this.opened = openJournal(c, {
       baseDir: this.opts.baseDir, role: this.role, ...(this.opts.node ? { node: this.opts.node } : {}), now: this.now,

@@ -3,6 +3,7 @@
  * with its family's runtime and scores through the shared pipeline (decode ahead, batches, the text cache).
  * Usable as a library: it knows nothing of daemons, plugins or HTTP.
  */
+import { decodesBesideEngine } from './cpus.ts';
 import type { EngineOptions } from './engine.ts';
 import { isMatchdError, type MatchdError } from './errors.ts';
 import { limitsFrom, type DecodeLimits, type ImageInput } from './image/spec.ts';
@@ -42,7 +43,9 @@ export class Matcher {
     const limits = limitsFrom(options.limits);
     const pkg = readPackage(modelDir);
     const model = await openFamily(pkg, { engine: options.engine, limits });
-    return new Matcher(pkg, new Pipeline(model, options), options);
+    // Decodes beside a running batch only on the cores the engine leaves free (pipeline.ts says why).
+    const beside = decodesBesideEngine(model.provider, options.engine?.intraOpThreads ?? 0);
+    return new Matcher(pkg, new Pipeline(model, { ...options, decodeWhileEncoding: options.decodeWhileEncoding ?? beside }), options);
   }
 
   get manifest(): Manifest {

@@ -56,6 +56,11 @@ export interface NativeSessionOptions {
   cudaMemLimit: number;
   cudaArenaExtendStrategy: 'nextPowerOfTwo' | 'sameAsRequested';
   cudnnConvAlgoSearch: 'exhaustive' | 'heuristic' | 'default';
+  /** Write the optimised graph here while loading (the graph cache); its data file is `saveExternalData` beside it. */
+  saveOptimizedPath?: string;
+  saveExternalData?: string;
+  /** Also write the pre-packed weights into that data file, so that a later load memory-maps them. */
+  savePrepacked?: boolean;
 }
 
 export interface NativeSession {
@@ -64,7 +69,7 @@ export interface NativeSession {
   readonly provider: 'cpu' | 'cuda' | null;
   readonly activeRuns: number;
   readonly disposed: boolean;
-  /** Runs on the libuv pool. `outputs`: names to fetch (ORT allocates, handed over without a copy), or preallocated tensors ORT writes into. */
+  /** Runs on the addon's engine threads. `outputs`: names to fetch (ORT allocates, handed over without a copy), or preallocated tensors ORT writes into. */
   run(feeds: Record<string, Tensor>, outputs?: string[] | Record<string, Tensor>): Promise<Record<string, Tensor>>;
   dispose(): void;
 }
@@ -111,7 +116,17 @@ export interface VisionPatchSpec {
   offset?: number;
 }
 
+/**
+ * The class of the objects `loadSession` resolves to (exported so that `instanceof` works); constructing it from JS
+ * throws MATCHD_BAD_INPUT, only the addon makes sessions.
+ */
+export interface NativeSessionClass {
+  readonly prototype: NativeSession;
+  new (never: never): NativeSession;
+}
+
 export interface Addon {
+  Session: NativeSessionClass;
   loadSession(options: NativeSessionOptions): Promise<NativeSession>;
   /** Normalise and write NCHW planes into `out` (Float32Array → float32, Uint16Array → float16) off the event loop. */
   packImages(images: RawImage[], out: Float32Array | Uint16Array, spec: PackSpec): Promise<void>;
@@ -131,6 +146,48 @@ export interface Addon {
   /** One datagram to systemd's notification socket (a path or `@abstract`); null when sent, else why not. */
   sdNotify(socketPath: string, state: string): string | null;
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
+  /** Terminate runs in progress and join the engine threads (at process exit; later runs never settle). */
+  stopEngine(): void;
+}
+
+/** Every export of the addon, checked against the loaded addon by test/engine/native-boundary.test.ts. */
+export const ADDON_EXPORTS = [
+  'Session', 'loadSession', 'packImages', 'resizeImage', 'packVisionPatches', 'float16ToFloat32', 'float32ToFloat16',
+  'versions', 'sdNotify', 'setErrorClass', 'stopEngine',
+] as const satisfies readonly (keyof Addon)[];
+// A member of Addon missing from ADDON_EXPORTS fails the type check here.
+const everyExportListed: Exclude<keyof Addon, (typeof ADDON_EXPORTS)[number]> extends never ? true : never = true;
+void everyExportListed;
+
+/** The addon's promise-returning functions (and `Session#run`): they settle on another thread, so see `callerStack`. */
+const ASYNC_EXPORTS = ['loadSession', 'packImages', 'resizeImage', 'packVisionPatches'] as const satisfies readonly (keyof Addon)[];
+
+/**
+ * A native rejection is created when the work finishes, with no JavaScript on the stack, so its stack names no caller.
+ * Like sharp, capture the caller's stack when the call is made (one `Error` per call: microseconds, beside
+ * milliseconds of native work) and graft it onto the rejection. Synchronous throws (bad arguments) already carry it.
+ */
+function callerStack<A extends unknown[], R>(fn: (this: unknown, ...args: A) => Promise<R>): (this: unknown, ...args: A) => Promise<R> {
+  return function withCallerStack(this: unknown, ...args: A): Promise<R> {
+    const caller: { stack?: string } = {};
+    Error.captureStackTrace(caller, withCallerStack);
+    return fn.apply(this, args).catch((err: unknown) => {
+      if (err instanceof Error && caller.stack) {
+        const frames = caller.stack.slice(caller.stack.indexOf('\n'));
+        err.stack = `${err.name}: ${err.message}${frames}`;
+      }
+      throw err;
+    });
+  };
+}
+
+/** The addon as loaded, with the caller's stack grafted onto every rejection (`Session#run` through its prototype). */
+function hardened(mod: Addon): Addon {
+  const proto = mod.Session.prototype as NativeSession & { run: NativeSession['run'] };
+  proto.run = callerStack(proto.run);
+  const out = { ...mod };
+  for (const name of ASYNC_EXPORTS) (out as Record<string, unknown>)[name] = callerStack(mod[name] as (...a: unknown[]) => Promise<unknown>);
+  return Object.freeze(out);
 }
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -156,8 +213,10 @@ export function addon(): Addon {
     try {
       const mod = require(file) as Addon;
       mod.setErrorClass(MatchdError as unknown as new (code: string, message: string) => Error);
-      loaded = mod;
-      return mod;
+      // process.exit() while a run is in progress: stop ORT before exit() destroys its statics (see addon.cc).
+      process.once('exit', () => mod.stopEngine());
+      loaded = hardened(mod);
+      return loaded;
     } catch (err) {
       tried.push(`${file}: ${(err as Error).message}`);
     }

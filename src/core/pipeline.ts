@@ -1,10 +1,15 @@
 /**
  * The one owner of decode → batch → encode, used by the library, the CLI and the daemon alike.
  *
- * Images: each is prepared by its model family (decode + preprocess, at most `decodeConcurrency` at once) as soon as
- * it is handed in, then joins the image batcher; at most `decodeAhead` images are between "handed in" and "encoded",
- * which bounds memory (a GME image is megabytes of patches) and lets decoding run ahead of inference. A partial
- * batch waits for images still decoding, up to `maxDelayMs`, and goes at once when none are.
+ * Images: each is prepared by its model family (decode + preprocess) as soon as it is handed in, then joins the image
+ * batcher; at most `decodeAhead` images are between "handed in" and "encoded", which bounds memory (a GME image is
+ * megabytes of patches) and lets decoding run ahead of inference. A partial batch waits for images still decoding, up
+ * to `maxDelayMs`, and goes at once when none are.
+ * Decoding has a core budget that depends on the engine: `decodeConcurrency` decodes at once while no engine run is in
+ * progress, `decodeWhileEncoding` while one is. On CPU, ONNX Runtime splits each operator across its intra-op threads
+ * and waits for the slowest: a decode that takes one of those cores stalls every thread of the run, which costs more
+ * than the decode saves (bench/end-to-end.ts). So by default decodes only use the cores ORT leaves free while it runs
+ * (none when it uses them all, as it does by default) and every core between runs (Matcher.open works it out).
  * Texts: looked up in an LRU cache (model + text), the rest joined from every caller into one text batcher, with
  * concurrent requests for the same text sharing one encode.
  * Engine runs of both kinds share `batchesInFlight` slots. Per-item failures come back as values, never thrown.
@@ -27,8 +32,13 @@ export interface PipelineOptions {
   maxTextBatch?: number;
   /** How long a partial batch may wait for more items (default 20 ms). */
   maxDelayMs?: number;
-  /** Images decoded at once (default: the number of CPUs). */
+  /** Images decoded at once while no engine run is in progress (default: the number of CPUs). */
   decodeConcurrency?: number;
+  /**
+   * Images decoded at once while an engine run is in progress, at most decodeConcurrency (default: decodeConcurrency;
+   * Matcher.open passes the cores the engine leaves free). 0: decoding waits while the engine runs.
+   */
+  decodeWhileEncoding?: number;
   /** Engine runs at once, images and texts together (default 1: on CPU, ONNX Runtime already uses every core). */
   batchesInFlight?: number;
   /** Images handed in but not yet encoded, at most (default 2 × maxBatch). Beyond it, callers wait. */
@@ -76,14 +86,20 @@ export class Pipeline {
   private readonly cachePrefix: string;
   /** Images handed in and not yet prepared (waiting for a decode slot, or decoding). */
   private preparing = 0;
+  /** Engine runs in progress (images or texts). */
+  private encoding = 0;
   readonly decodeAhead: number;
+  readonly decodeConcurrency: number;
+  readonly decodeWhileEncoding: number;
 
   constructor(readonly model: FamilyModel, options: PipelineOptions = {}) {
     const maxBatch = options.maxBatch ?? 16;
     const inFlight = options.batchesInFlight ?? 1;
     const maxDelayMs = options.maxDelayMs ?? 20;
     this.decodeAhead = options.decodeAhead ?? maxBatch * 2;
-    this.decodes = new Limiter(options.decodeConcurrency ?? os.availableParallelism());
+    this.decodeConcurrency = options.decodeConcurrency ?? os.availableParallelism();
+    this.decodeWhileEncoding = Math.min(options.decodeWhileEncoding ?? this.decodeConcurrency, this.decodeConcurrency);
+    this.decodes = new Limiter(() => (this.encoding > 0 ? this.decodeWhileEncoding : this.decodeConcurrency));
     this.ahead = new Limiter(this.decodeAhead);
     this.engine = new Limiter(inFlight);
     this.textCache = new Lru(options.textCacheSize ?? 10_000);
@@ -96,7 +112,7 @@ export class Pipeline {
       maxQueue: this.decodeAhead,
       maxInFlight: inFlight,
       expectingMore: () => this.preparing > 0,
-      run: (batch) => this.engine.run(() => model.encodeImages(batch)),
+      run: (batch) => this.encode(() => model.encodeImages(batch)),
       onBatch: (size, ms) => options.onBatch?.('image', size, ms),
     });
     const maxTextBatch = options.maxTextBatch ?? 64;
@@ -106,8 +122,21 @@ export class Pipeline {
       maxQueue: Number.MAX_SAFE_INTEGER, // bounded by callers' texts, which are validated and limited at intake
       maxInFlight: inFlight,
       expectingMore: () => false,
-      run: (batch) => this.engine.run(() => model.encodeTexts(batch)),
+      run: (batch) => this.encode(() => model.encodeTexts(batch)),
       onBatch: (size, ms) => options.onBatch?.('text', size, ms),
+    });
+  }
+
+  /** One engine run, counted so that decodes keep to their budget while it lasts. */
+  private encode<R>(run: () => Promise<R>): Promise<R> {
+    return this.engine.run(async () => {
+      this.encoding++;
+      try {
+        return await run();
+      } finally {
+        this.encoding--;
+        this.decodes.recheck(); // the engine is free: decodes may use every core again
+      }
     });
   }
 

@@ -1,10 +1,15 @@
-// Runs happen on the libuv pool: many at once stay correct, and the event loop keeps turning.
+// Runs happen on engine threads: many at once stay correct, the event loop keeps turning, and a run does not wait
+// behind a busy libuv pool (where image decoding and file reads queue).
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { openSession } from '../fixtures/engine.ts';
 import { randomFloat32 } from '../fixtures/onnx-builder.ts';
 import { affineModel, cleanupTmpDirs, slowModel, tmpDir } from '../fixtures/models.ts';
+import { repoRoot } from '../fixtures/packages.ts';
 
 describe('engine: concurrency', () => {
   let dir: string;
@@ -57,5 +62,38 @@ describe('engine: concurrency', () => {
     s.dispose();
     assert.equal(s.disposed, true);
     assert.equal(s.provider, null);
+  });
+
+  test('a load and a run finish while every libuv pool thread is blocked', { timeout: 30_000 }, async () => {
+    // Each read of a FIFO with no writer blocks one libuv thread in open(); one per pool thread fills the pool, and a
+    // stat queued behind them proves it stayed full while the engine worked.
+    const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const fifos = Array.from({ length: poolSize }, (_, i) => path.join(dir, `blocker-${i}`));
+    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const reads = fifos.map((f) => fs.promises.readFile(f));
+    await new Promise((r) => setTimeout(r, 50));
+    let statDone = false;
+    const stat = fs.promises.stat(dir).then(() => (statDone = true));
+    const m = affineModel(dir, { inDim: 16, outDim: 8, seed: 9 });
+    const s = await openSession(m.path, { intraOpThreads: 1 });
+    const x = randomFloat32(3 * 16, 4);
+    const out = await s.run({ x: { type: 'float32', dims: [3, 16], data: x } });
+    assert.equal(statDone, false, 'the pool was free after all: this test proves nothing');
+    const ref = m.reference(x, 3);
+    for (let k = 0; k < ref.length; k++) assert.ok(Math.abs((out.y!.data as Float32Array)[k]! - ref[k]!) < 1e-5);
+    s.dispose();
+    for (const f of fifos) fs.closeSync(fs.openSync(f, 'w')); // a writer that closes at once: each read sees EOF
+    await Promise.all([...reads, stat]);
+  });
+
+  test('process.exit() while a run is in flight: a clean exit, ONNX Runtime stopped before its statics are destroyed', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test', 'fixtures', 'exit-during-run.ts'), dir], {
+      cwd: repoRoot, encoding: 'utf8', timeout: 60_000,
+    });
+    assert.equal(r.signal, null, `killed by ${r.signal}: ${r.stderr}`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'exiting\n', 'the run should still have been going at the exit');
+    // Without the exit hook, the run goes on while exit() destroys ORT's static objects, and ORT reports the wreck.
+    assert.doesNotMatch(r.stderr, /onnxruntime|ExecuteKernel/);
   });
 });

@@ -8,6 +8,8 @@ import { openFamily, type FamilyModel, type PreparedImage } from '../../src/core
 import { readPackage } from '../../src/core/model/package.ts';
 import { limitsFrom } from '../../src/core/image/spec.ts';
 import { Pipeline } from '../../src/core/pipeline.ts';
+import { Matcher } from '../../src/core/matcher.ts';
+import { decodesBesideEngine } from '../../src/core/cpus.ts';
 import { cleanupTmpDirs, tmpDir } from '../fixtures/models.ts';
 import { demoDir, sampleImages, samplesDir } from '../fixtures/packages.ts';
 
@@ -104,5 +106,65 @@ describe('pipeline: decode → batch → encode', () => {
     assert.deepEqual(out.map((e) => e.ok), [true, false, true]);
     assert.equal(!out[1]!.ok && out[1]!.error.code, 'MATCHD_IMAGE_UNSUPPORTED');
     assert.deepEqual(seen.imageRuns.reduce((a, b) => a + b, 0), 2);
+  });
+
+  /** Each decode start: how many decodes were running then (itself included) and whether an engine run was. */
+  function budgetProbe(inner: FamilyModel) {
+    const starts: { active: number; encoding: boolean }[] = [];
+    let active = 0;
+    let encoding = 0;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const wrapped: FamilyModel = {
+      ...inner,
+      manifest: inner.manifest,
+      maxBatchCost: inner.maxBatchCost,
+      provider: inner.provider,
+      async prepareImage(input) {
+        starts.push({ active: ++active, encoding: encoding > 0 });
+        try {
+          await sleep(8);
+          return await inner.prepareImage(input);
+        } finally {
+          active--;
+        }
+      },
+      async encodeImages(images) {
+        encoding++;
+        try {
+          await sleep(40);
+          return await inner.encodeImages(images);
+        } finally {
+          encoding--;
+        }
+      },
+      encodeTexts: (t) => inner.encodeTexts(t),
+      close: () => inner.close(),
+    };
+    return { wrapped, starts };
+  }
+
+  for (const beside of [1, 0]) {
+    test(`decodes keep to their budget: 3 between engine runs, ${beside} while one is in progress`, async () => {
+      const { wrapped, starts } = budgetProbe(model);
+      const p = new Pipeline(wrapped, { maxBatch: 4, decodeAhead: 12, decodeConcurrency: 3, decodeWhileEncoding: beside, maxDelayMs: 5 });
+      const results = await p.embedImages(Array.from({ length: 24 }, (_, i) => files[i % files.length]!));
+      assert.ok(results.every((r) => r.ok));
+      const during = starts.filter((s) => s.encoding);
+      const between = starts.filter((s) => !s.encoding);
+      assert.ok(during.every((s) => s.active <= beside), `a decode started beside a run with ${Math.max(...during.map((s) => s.active))} running`);
+      if (beside > 0) assert.ok(during.length > 0, 'decodes were allowed beside a run but none started there');
+      assert.equal(Math.max(...between.map((s) => s.active)), 3, 'between runs every decode slot is used');
+    });
+  }
+
+  test('Matcher.open gives decodes the cores the engine leaves free while it runs', async () => {
+    for (const intraOpThreads of [0, 1]) {
+      const m = await Matcher.open(demoDir, { engine: { intraOpThreads }, decodeConcurrency: 2 });
+      assert.equal(m.pipeline.decodeWhileEncoding, Math.min(2, decodesBesideEngine('cpu', intraOpThreads)));
+      m.close();
+    }
+    const explicit = await Matcher.open(demoDir, { decodeConcurrency: 2, decodeWhileEncoding: 2 });
+    assert.equal(explicit.pipeline.decodeWhileEncoding, 2);
+    explicit.close();
   });
 });

@@ -34,6 +34,7 @@ const SKIPPED = [
   'needs models/gme-2b',
   'downloads CLIP ViT-B/32',
   'downloads SigLIP',
+  'needs models/clip-b32',
   'fetches the CUDA provider',
   'needs a PostgreSQL server and three hosts',
 ];

@@ -9,6 +9,10 @@
  * MATCHD_IMAGE_TOO_LARGE or MATCHD_IMAGE_UNSUPPORTED, so a batch can settle each image on its own.
  */
 import sharp from 'sharp';
+// One libvips thread per image. Parallelism comes from decoding several images at once (the pipeline's
+// decodeConcurrency, each decode one libuv pool task), which the pipeline shrinks while ONNX Runtime runs; libvips'
+// own threads per image (by default one per core) would multiply with that, take the cores ORT's intra-op threads
+// wait on, and escape the budget. See thread-pool.ts for sizing the pool.
 sharp.concurrency(1);
 import { MatchdError } from '../errors.ts';
 import type { RawImage } from '../native.ts';

@@ -158,7 +158,7 @@ export const GmeSpecSchema = z.strictObject({
     output: z.string().min(1).default('embeddings').describe('float32 [B, hidden], L2-normalised'),
   }),
   tokenizer: z.string().min(1).describe('tokenizer.json (Hugging Face tokenizers format)'),
-  weights: z.enum(['float32', 'float16']).default('float32').describe('how the weights are stored (graph IO is float32 either way)'),
+  weights: z.enum(['float32', 'float16', 'int8']).default('float32').describe('how the weights are stored (graph IO is float32 either way; int8: `matchd model quantize`)'),
   image: z.strictObject({
     patchSize: positiveInt.default(14),
     temporalPatchSize: positiveInt.default(2),
