@@ -11,17 +11,16 @@ half-written. Progress goes to stderr, one line per step. On failure the last st
 with exit code 2 for a checkpoint or option problem and 1 for a failure while writing.
 """
 import argparse
-import json
 import os
 import shutil
-import signal
 import sys
 import time
-import traceback
 
 import onnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from coded_tool import Failure, run_coded  # noqa: E402
 from checkpoint_spec import expected_tensors, validate  # noqa: E402
 from decoder_graph import build_decoder  # noqa: E402
 from onnx_writer import GraphWriter  # noqa: E402
@@ -29,12 +28,6 @@ from package_files import EXPORTER_VERSION, import_json, model_yaml  # noqa: E40
 from vision_graph import build_vision  # noqa: E402
 
 HEADROOM = 256 << 20  # bytes of free space kept beyond the package's estimated size
-
-
-class Failure(Exception):
-    def __init__(self, code, problems, exit_code):
-        super().__init__(code)
-        self.code, self.problems, self.exit_code = code, problems, exit_code
 
 
 def progress(message):
@@ -131,14 +124,6 @@ def replace(tmp, out):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def interrupted(signum, frame):
-    """SIGINT or SIGTERM: unwind once (the temporary folder is removed on the way out); further signals are
-    ignored so that they cannot cut the clean-up short."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description='Export a GME-Qwen2-VL checkpoint to a matchd model package.')
     p.add_argument('checkpoint')
@@ -146,28 +131,11 @@ def main(argv=None):
     p.add_argument('--dtype', choices=['float32', 'float16'], default='float32')
     p.add_argument('--force', action='store_true', help='replace a non-empty --out')
     a = p.parse_args(argv)
-    signal.signal(signal.SIGINT, interrupted)
-    signal.signal(signal.SIGTERM, interrupted)
-    try:
+
+    def body():
         export(a.checkpoint, a.out, a.dtype, a.force)
         return 0
-    except Failure as f:
-        for problem in f.problems:
-            print(f'problem: {problem}', file=sys.stderr)
-        print(json.dumps({'code': f.code, 'problems': f.problems}), file=sys.stderr, flush=True)
-        return f.exit_code
-    except KeyboardInterrupt:
-        print(json.dumps({'code': 'MATCHD_IMPORT_FAILED', 'problems': ['interrupted; nothing was written']}),
-              file=sys.stderr, flush=True)
-        return 130
-    except OSError as e:
-        print(json.dumps({'code': 'MATCHD_IMPORT_FAILED', 'problems': [f'{e.filename or ""}: {e.strerror or e}'.lstrip(': ')]}),
-              file=sys.stderr, flush=True)
-        return 1
-    except Exception as e:  # a bug: keep the traceback for the report, then the coded line
-        traceback.print_exc()
-        print(json.dumps({'code': 'MATCHD_IMPORT_FAILED', 'problems': [f'{type(e).__name__}: {e}']}), file=sys.stderr, flush=True)
-        return 1
+    return run_coded(body)
 
 
 if __name__ == '__main__':

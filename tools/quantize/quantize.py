@@ -14,15 +14,15 @@ with exit code 2 for a model or option problem and 1 for a failure while writing
 import argparse
 import json
 import os
-import signal
 import sys
 import time
-import traceback
 
 import numpy as np
 import onnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from coded_tool import Failure, run_coded  # noqa: E402
 from int8_plan import plan  # noqa: E402
 from int8_rewrite import Names, bias_second, int8_nodes, quantize_weight  # noqa: E402
 from tensor_store import Problem, Sink, Source  # noqa: E402
@@ -31,12 +31,6 @@ TOOL_VERSION = '1'
 PROTOBUF_LIMIT = 1 << 31
 QUANTIZED_OPS = ('MatMulInteger', 'DynamicQuantizeLinear', 'QLinearMatMul', 'MatMulNBits', 'DynamicQuantizeMatMul',
                  'MatMulIntegerToFloat', 'QuantizeLinear', 'DequantizeLinear')
-
-
-class Failure(Exception):
-    def __init__(self, code, problems, exit_code):
-        super().__init__(code)
-        self.code, self.problems, self.exit_code = code, problems, exit_code
 
 
 def progress(message):
@@ -173,13 +167,6 @@ def remove(*paths):
             pass
 
 
-def interrupted(signum, frame):
-    """SIGINT or SIGTERM: unwind once (partial files are removed on the way out); later signals are ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description='Quantize the MatMul/Gemm weights of an ONNX graph to int8.')
     p.add_argument('model')
@@ -188,44 +175,27 @@ def main(argv=None):
     p.add_argument('--quantize-projection', action='store_true', help='quantize output projections too')
     p.add_argument('--report', help='write the JSON report here (default: stdout)')
     a = p.parse_args(argv)
-    signal.signal(signal.SIGINT, interrupted)
-    signal.signal(signal.SIGTERM, interrupted)
-    try:
-        if not os.path.isfile(a.model):
-            raise Failure('MATCHD_BAD_OPTION', [f'{a.model}: no such file'], 2)
-        if a.min_elements < 1:
-            raise Failure('MATCHD_BAD_OPTION', [f'--min-elements must be >= 1 but is {a.min_elements}'], 2)
-        if os.path.exists(a.out):
-            raise Failure('MATCHD_BAD_OPTION', [f'{a.out} exists; this tool never overwrites'], 2)
-        np.seterr(all='raise', under='ignore')
-        report = quantize(a.model, a.out, a.min_elements, not a.quantize_projection)
-        text = json.dumps(report, indent=2) + '\n'
-        if a.report:
-            with open(a.report, 'w', encoding='utf-8') as f:
-                f.write(text)
-        else:
-            sys.stdout.write(text)
-        return 0
-    except Failure as f:
-        for problem in f.problems:
-            print(f'problem: {problem}', file=sys.stderr)
-        print(json.dumps({'code': f.code, 'problems': f.problems}), file=sys.stderr, flush=True)
-        return f.exit_code
-    except Problem as e:
-        print(json.dumps({'code': 'MATCHD_MODEL_INVALID', 'problems': [f'{a.model}: {e}']}), file=sys.stderr, flush=True)
-        return 2
-    except KeyboardInterrupt:
-        print(json.dumps({'code': 'MATCHD_IMPORT_FAILED', 'problems': ['interrupted; nothing was written']}),
-              file=sys.stderr, flush=True)
-        return 130
-    except OSError as e:
-        print(json.dumps({'code': 'MATCHD_IMPORT_FAILED', 'problems': [f'{e.filename or ""}: {e.strerror or e}'.lstrip(': ')]}),
-              file=sys.stderr, flush=True)
-        return 1
-    except Exception as e:  # a bug: keep the traceback for the report, then the coded line
-        traceback.print_exc()
-        print(json.dumps({'code': 'MATCHD_IMPORT_FAILED', 'problems': [f'{type(e).__name__}: {e}']}), file=sys.stderr, flush=True)
-        return 1
+
+    def body():
+        try:
+            if not os.path.isfile(a.model):
+                raise Failure('MATCHD_BAD_OPTION', [f'{a.model}: no such file'], 2)
+            if a.min_elements < 1:
+                raise Failure('MATCHD_BAD_OPTION', [f'--min-elements must be >= 1 but is {a.min_elements}'], 2)
+            if os.path.exists(a.out):
+                raise Failure('MATCHD_BAD_OPTION', [f'{a.out} exists; this tool never overwrites'], 2)
+            np.seterr(all='raise', under='ignore')
+            report = quantize(a.model, a.out, a.min_elements, not a.quantize_projection)
+            text = json.dumps(report, indent=2) + '\n'
+            if a.report:
+                with open(a.report, 'w', encoding='utf-8') as f:
+                    f.write(text)
+            else:
+                sys.stdout.write(text)
+            return 0
+        except Problem as e:
+            raise Failure('MATCHD_MODEL_INVALID', [f'{a.model}: {e}'], 2) from e
+    return run_coded(body)
 
 
 if __name__ == '__main__':
