@@ -79,7 +79,7 @@ describe('package: installed from its tarball into a plain Node project', () => 
 
   test('the tarball: compiled JavaScript with declarations, the addon sources, the demo model; no TypeScript sources', () => {
     const files = packed.files.map((f) => f.path);
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/core/journal-pg/thread.mjs', 'dist/ui/assets/ui.css', 'dist/ui/assets/ui.js', 'bin/matchd.mjs', 'native/addon.cc', 'CMakeLists.txt', 'scripts/install.mjs', 'models/demo/model.yaml', 'config/default.yaml', 'deploy/matchd.service']) {
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/core/journal-pg/thread.mjs', 'dist/ui/assets/ui.css', 'dist/ui/assets/ui.js', 'bin/matchd.mjs', 'native/addon.cc', 'CMakeLists.txt', 'scripts/install.mjs', 'models/demo/model.yaml', 'config/default.yaml', 'deploy/matchd.service', 'tools/coded_tool.py', 'tools/gme/export.py', 'tools/quantize/quantize.py']) {
       assert.ok(files.includes(f), f);
     }
     assert.deepEqual(files.filter((f) => /^(src|test|bench)\/|\.ts$/.test(f) && !f.endsWith('.d.ts')), []);
