@@ -37,7 +37,8 @@ describe('web page: jobs and try it (Chromium)', () => {
     const page = await browser.newPage();
     await page.goto(d.uiUrl + 'try');
     await page.setInputFiles('input[type=file]', sample('red.jpg'));
-    assert.equal(await page.locator('img.preview').isVisible(), true, 'ui.js previews the chosen file');
+    // ui.js shows the chosen file once the browser has read it (asynchronously): wait for it, not just look.
+    await page.locator('img.preview').waitFor({ state: 'visible', timeout: 10_000 });
     await page.fill('textarea[name=texts]', 'a blue object\na red object');
     await page.click('button[type=submit]');
     const rows = page.getByTestId('try-result').locator('tbody tr');
